@@ -1,0 +1,1 @@
+"""Hardware drivers: one module per physical device, in the gpiozero shape."""
