@@ -1,0 +1,127 @@
+"""A private mosquitto on loopback (simulation and tests), and a broker reachability probe."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+from pathlib import Path
+from types import TracebackType
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.reasoncodes import ReasonCode
+
+
+class BrokerError(Exception):
+    """The broker could not be started or reached."""
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port that is free on host right now."""
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as sock:
+        sock.bind((host, 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+class LocalBroker:
+    """A mosquitto process listening only on a loopback address."""
+
+    def __init__(self, *, host: str = "127.0.0.1", port: int = 0, mosquitto: str = "mosquitto",
+                 start_timeout_s: float = 5.0) -> None:
+        if host not in ("127.0.0.1", "::1", "localhost"):
+            raise ValueError("LocalBroker listens on loopback only")
+        self.host = host
+        self.port = port or free_port(host)
+        self._mosquitto = mosquitto
+        self._start_timeout_s = start_timeout_s
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._dir: tempfile.TemporaryDirectory[str] | None = None
+
+    def start(self) -> LocalBroker:
+        """Start mosquitto and wait until it accepts connections."""
+        exe = shutil.which(self._mosquitto)
+        if exe is None:
+            raise BrokerError(f"{self._mosquitto} not found; install the mosquitto package")
+        self._dir = tempfile.TemporaryDirectory(prefix="kiosk-broker-")
+        conf = Path(self._dir.name) / "mosquitto.conf"
+        conf.write_text(
+            f"listener {self.port} {self.host}\nallow_anonymous true\npersistence false\n"
+            "log_dest stderr\nlog_type error\nlog_type warning\n",
+            encoding="utf-8",
+        )
+        self._proc = subprocess.Popen([exe, "-c", str(conf)], stdout=subprocess.DEVNULL,
+                                      stderr=subprocess.PIPE)
+        deadline = time.monotonic() + self._start_timeout_s
+        while time.monotonic() < deadline:
+            if self._proc.poll() is not None:
+                err = self._proc.stderr.read().decode(errors="replace") if self._proc.stderr else ""
+                self.stop()
+                raise BrokerError(f"mosquitto exited at start: {err.strip()}")
+            try:
+                socket.create_connection((self.host, self.port), timeout=0.2).close()
+                return self
+            except OSError:
+                time.sleep(0.02)
+        self.stop()
+        raise BrokerError(f"mosquitto did not listen on {self.host}:{self.port} in time")
+
+    def stop(self) -> None:
+        """Stop mosquitto; safe to call twice."""
+        proc, self._proc = self._proc, None
+        if proc is not None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=5)
+            if proc.stderr:
+                proc.stderr.close()
+        if self._dir is not None:
+            self._dir.cleanup()
+            self._dir = None
+
+    def __enter__(self) -> LocalBroker:
+        return self.start()
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.stop()
+
+
+def probe_broker(host: str, port: int, *, timeout_s: float = 3.0, username: str | None = None,
+                 password: bytes | None = None, tls_ca: Path | None = None,
+                 tls: bool = False) -> None:
+    """Connect with MQTT v5 and wait for CONNACK; raise BrokerError saying why not."""
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="", protocol=mqtt.MQTTv5)
+    if username is not None:
+        client.username_pw_set(username, password.decode() if password else None)
+    if tls:
+        client.tls_set(ca_certs=str(tls_ca) if tls_ca else None)
+    done = threading.Event()
+    result: list[ReasonCode] = []
+
+    def on_connect(c: mqtt.Client, userdata: object, flags: object, rc: ReasonCode,
+                   props: object = None) -> None:
+        result.append(rc)
+        done.set()
+
+    client.on_connect = on_connect
+    try:
+        client.connect(host, port, keepalive=10)
+    except OSError as exc:
+        raise BrokerError(f"{host}:{port}: {exc.strerror or exc}") from None
+    client.loop_start()
+    try:
+        if not done.wait(timeout_s):
+            raise BrokerError(f"{host}:{port}: no CONNACK within {timeout_s:g} s")
+        if result[0].is_failure:
+            raise BrokerError(f"{host}:{port}: refused: {result[0]}")
+    finally:
+        client.disconnect()
+        client.loop_stop()

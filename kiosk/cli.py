@@ -1,0 +1,112 @@
+"""The `kiosk` command: check-config, check, simulate."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+
+from kiosk import __version__
+from kiosk.config import ConfigError, KioskConfig, check_secrets, load_config, load_embedded
+
+DEFAULT_CONFIG = Path("/etc/checkpoint-kiosk/kiosk.toml")
+EXIT_CONFIG = 2
+
+
+def _config_path(args: argparse.Namespace) -> Path:
+    return Path(args.config or os.environ.get("KIOSK_CONFIG") or DEFAULT_CONFIG)
+
+
+def _load(args: argparse.Namespace) -> KioskConfig:
+    if getattr(args, "simulate", False):
+        return load_embedded()
+    return load_config(_config_path(args))
+
+
+def cmd_check_config(path: Path) -> int:
+    """Print OK, or one line per problem naming the key; exit 2 on any problem."""
+    try:
+        config = load_config(path)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(f"{path}: {problem}", file=sys.stderr)
+        return EXIT_CONFIG
+    problems = check_secrets(config)
+    for problem in problems:
+        print(f"{path}: {problem}", file=sys.stderr)
+    if problems:
+        return EXIT_CONFIG
+    print("OK")
+    return 0
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    """Open each configured device once and print one line per device."""
+    from kiosk.selftest import run_self_test
+
+    config = _load(args)
+    results = run_self_test(config)
+    for result in results:
+        print(result.line)
+    return 1 if any(r.required and not r.ok for r in results) else 0
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    """Run the emulated devices through a short scripted visit."""
+    from kiosk.simulate import run_simulation
+
+    config = load_config(Path(args.config)) if args.config else load_embedded()
+    if config.hardware != "emulated":
+        print("simulate needs a config with hardware = 'emulated'", file=sys.stderr)
+        return EXIT_CONFIG
+    return run_simulation(config, duration_s=args.duration)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="kiosk", description="checkpoint-kiosk gate daemon")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("--check-config", metavar="FILE", type=Path,
+                        help="validate FILE and exit (same as the check-config command)")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command")
+
+    p = sub.add_parser("check-config", help="validate a config file; exit 2 on errors")
+    p.add_argument("file", type=Path)
+
+    p = sub.add_parser("check", help="hardware self-test: one line per device")
+    group = p.add_mutually_exclusive_group()
+    group.add_argument("--config", "-c", help=f"config file (default $KIOSK_CONFIG or {DEFAULT_CONFIG})")
+    group.add_argument("--simulate", action="store_true", help="use the embedded simulation config")
+
+    p = sub.add_parser("simulate", help="run a simulated gate on emulated hardware")
+    p.add_argument("--config", "-c", help="an emulated-hardware config (default: embedded)")
+    p.add_argument("--duration", type=float, default=10.0, help="seconds to run (default 10)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.check_config is not None:
+        return cmd_check_config(args.check_config)
+    try:
+        if args.command == "check-config":
+            return cmd_check_config(args.file)
+        if args.command == "check":
+            return cmd_check(args)
+        if args.command == "simulate":
+            return cmd_simulate(args)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(f"{exc.path}: {problem}", file=sys.stderr)
+        return EXIT_CONFIG
+    parser.print_help()
+    return EXIT_CONFIG
+
+
+if __name__ == "__main__":
+    sys.exit(main())

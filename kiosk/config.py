@@ -1,0 +1,414 @@
+"""Kiosk configuration: TOML validated by pydantic models with bounded fields."""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from datetime import time
+from importlib import resources
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from kiosk.prompts import DEFAULT_PROMPTS
+
+Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")]  # safe inside an MQTT topic
+BcmPin = Annotated[int, Field(ge=0, le=27)]
+Colour = Literal["green", "blue", "red", "pink"]
+Action = Literal["allow", "deny", "attention"]
+
+
+class Strict(BaseModel):
+    """Base for every section: unknown keys are errors and values are immutable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _check_credential_name(value: str | None) -> str | None:
+    if value is not None and not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", value):
+        raise ValueError("a systemd credential name (letters, digits, '_', '-', '.')")
+    return value
+
+
+CredentialName = Annotated[str | None, AfterValidator(_check_credential_name)]
+
+
+class SecretError(Exception):
+    """A configured secret could not be read."""
+
+
+def read_secret(key: str, file: Path | None, credential: str | None) -> bytes | None:
+    """Read a secret from a file or from `$CREDENTIALS_DIRECTORY`; None when neither is set."""
+    if file is not None:
+        path = file
+    elif credential is not None:
+        directory = os.environ.get("CREDENTIALS_DIRECTORY")
+        if not directory:
+            raise SecretError(f"{key}: credential {credential!r} but $CREDENTIALS_DIRECTORY is unset")
+        path = Path(directory) / credential
+    else:
+        return None
+    try:
+        data = path.read_bytes().strip()
+    except OSError as exc:
+        raise SecretError(f"{key}: cannot read {path}: {exc.strerror}") from exc
+    if not data:
+        raise SecretError(f"{key}: {path} is empty")
+    return data
+
+
+class SiteConfig(Strict):
+    id: Name
+    kiosk: Name
+    direction: Literal["in", "out", "both"] = "in"
+    timezone: str = "Asia/Shanghai"
+    hmac_key_file: Path | None = None
+    hmac_key_credential: CredentialName = None
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError("an IANA time zone such as 'Asia/Shanghai'") from None
+        return value
+
+    def hmac_key(self) -> bytes | None:
+        """The site HMAC key, from its file or credential."""
+        return read_secret("site.hmac_key", self.hmac_key_file, self.hmac_key_credential)
+
+
+class CameraConfig(Strict):
+    source: Literal["v4l2", "picamera2", "files"] = "v4l2"
+    device: str = "/dev/video0"
+    path: Path | None = None
+    loop: bool = True
+    width: int = Field(640, ge=160, le=1920)
+    height: int = Field(480, ge=120, le=1080)
+    fps: int = Field(15, ge=1, le=60)
+    reopen_backoff_s: float = Field(0.5, gt=0, le=10)
+    reopen_backoff_max_s: float = Field(30.0, gt=0, le=600)
+    required: bool = True
+
+    @model_validator(mode="after")
+    def _files_need_path(self) -> CameraConfig:
+        if self.source == "files" and self.path is None:
+            raise ValueError("camera.path is required when camera.source = 'files'")
+        return self
+
+
+class ThermometerConfig(Strict):
+    bus: int = Field(1, ge=0, le=31)
+    address: int = Field(0x5A, ge=0x03, le=0x77)
+    emissivity: float | None = Field(None, ge=0.1, le=1.0)
+    retries: int = Field(3, ge=0, le=10)
+    settle_reads: int = Field(3, ge=0, le=50)
+    samples: int = Field(5, ge=1, le=25)
+    presence_delta_c: float = Field(1.5, ge=0.1, le=15.0)
+    required: bool = True
+
+
+class GateConfig(Strict):
+    relay_pin: BcmPin = 17
+    active_high: bool = False
+    relay_pulse_s: float = Field(1.5, gt=0, le=30)
+
+
+class LedsConfig(Strict):
+    green_pin: BcmPin = 5
+    red_pin: BcmPin = 6
+    amber_pin: BcmPin = 13
+    active_high: bool = True
+
+    @model_validator(mode="after")
+    def _distinct(self) -> LedsConfig:
+        if len({self.green_pin, self.red_pin, self.amber_pin}) != 3:
+            raise ValueError("green_pin, red_pin and amber_pin must be different pins")
+        return self
+
+
+class PirConfig(Strict):
+    enabled: bool = True
+    pin: BcmPin = 4
+    queue_len: int = Field(1, ge=1, le=100)
+    sample_rate: float = Field(10.0, gt=0, le=100)
+    threshold: float = Field(0.5, gt=0, lt=1)
+
+
+class ButtonConfig(Strict):
+    enabled: bool = True
+    pin: BcmPin = 27
+    hold_s: float = Field(2.0, ge=0.5, le=10)
+    bounce_s: float | None = Field(None, gt=0, le=1)
+    pull_up: bool = True
+
+
+class VoiceConfig(Strict):
+    enabled: bool = True
+    voice: str = Field("cmn", pattern=r"^[A-Za-z0-9_+-]{1,32}$")
+    speed_wpm: int = Field(150, ge=80, le=450)
+    device: str = "default"
+    cache_dir: Path = Path("/var/cache/checkpoint-kiosk/voice")
+    prompts: dict[str, Annotated[str, Field(min_length=1, max_length=200)]] = {}
+    files: dict[str, Path] = {}
+    required: bool = False
+
+    @field_validator("prompts", "files")
+    @classmethod
+    def _known_keys(cls, value: dict[str, Any]) -> dict[str, Any]:
+        unknown = sorted(set(value) - set(DEFAULT_PROMPTS))
+        if unknown:
+            raise ValueError(f"unknown prompt key(s) {unknown}; known: {sorted(DEFAULT_PROMPTS)}")
+        return value
+
+    def prompt_texts(self) -> dict[str, str]:
+        """Every prompt's text: the defaults overridden by config."""
+        return {**DEFAULT_PROMPTS, **self.prompts}
+
+
+class MqttConfig(Strict):
+    host: str = Field("127.0.0.1", min_length=1)
+    port: int = Field(1883, ge=0, le=65535)
+    local_broker: bool = False
+    tls: bool = False
+    ca_file: Path | None = None
+    username: str | None = None
+    password_file: Path | None = None
+    password_credential: CredentialName = None
+    keepalive_s: int = Field(30, ge=5, le=600)
+    connect_timeout_s: float = Field(3.0, gt=0, le=60)
+    required: bool = False
+
+    @model_validator(mode="after")
+    def _port_zero_only_local(self) -> MqttConfig:
+        if self.port == 0 and not self.local_broker:
+            raise ValueError("mqtt.port = 0 (pick a free port) needs mqtt.local_broker = true")
+        return self
+
+    def password(self) -> bytes | None:
+        """The broker password, from its file or credential."""
+        return read_secret("mqtt.password", self.password_file, self.password_credential)
+
+
+def _check_hours(value: str | None) -> str | None:
+    if value is None:
+        return value
+    match = re.fullmatch(r"(\d\d):(\d\d)-(\d\d):(\d\d)", value)
+    if not match:
+        raise ValueError("a window 'HH:MM-HH:MM', e.g. '08:00-20:00'")
+    h1, m1, h2, m2 = (int(g) for g in match.groups())
+    try:
+        time(h1, m1), time(h2, m2)
+    except ValueError:
+        raise ValueError("hours and minutes of a real clock time") from None
+    return value
+
+
+class CategoryPolicy(Strict):
+    action: Action | None = None
+    hours: Annotated[str | None, AfterValidator(_check_hours)] = None
+
+
+class HouseholdPolicy(Strict):
+    max_exits_per_day: int = Field(0, ge=0, le=1000)
+
+
+def _default_categories() -> dict[Colour, CategoryPolicy]:
+    return {"red": CategoryPolicy(action="attention"), "pink": CategoryPolicy(hours="08:00-20:00")}
+
+
+class PolicyConfig(Strict):
+    fever_threshold_c: float = Field(37.3, ge=35.0, le=42.0)
+    require: list[Literal["health", "pass"]] = ["health", "pass"]
+    health_ok: list[Literal["green", "yellow", "red"]] = ["green"]
+    on_platform_down: Action = "attention"
+    session_timeout_s: float = Field(20.0, ge=2, le=300)
+    category: dict[Colour, CategoryPolicy] = Field(default_factory=_default_categories)
+    household: HouseholdPolicy = HouseholdPolicy()
+
+    @field_validator("require", "health_ok")
+    @classmethod
+    def _unique(cls, value: list[str]) -> list[str]:
+        if len(set(value)) != len(value):
+            raise ValueError("each entry at most once")
+        return value
+
+
+class StorageConfig(Strict):
+    state_dir: Path = Path("/var/lib/checkpoint-kiosk")
+    outbox_max_entries: int = Field(1_000_000, ge=1000, le=100_000_000)
+
+
+class KioskConfig(Strict):
+    hardware: Literal["real", "emulated"] = "real"
+    site: SiteConfig
+    camera: CameraConfig = CameraConfig()
+    thermometer: ThermometerConfig = ThermometerConfig()
+    gate: GateConfig = GateConfig()
+    leds: LedsConfig = LedsConfig()
+    pir: PirConfig = PirConfig()
+    button: ButtonConfig = ButtonConfig()
+    voice: VoiceConfig = VoiceConfig()
+    mqtt: MqttConfig = MqttConfig()
+    policy: PolicyConfig = PolicyConfig()
+    storage: StorageConfig = StorageConfig()
+
+    @model_validator(mode="after")
+    def _pins_and_secrets(self) -> KioskConfig:
+        pins: dict[int, str] = {}
+        for key, pin in self._claimed_pins():
+            if pin in pins:
+                raise ValueError(f"{key} and {pins[pin]} both use GPIO {pin}")
+            pins[pin] = key
+        site = self.site
+        if self.hardware == "real" and site.hmac_key_file is None and site.hmac_key_credential is None:
+            raise ValueError(
+                "site.hmac_key_file or site.hmac_key_credential is required when hardware = 'real'"
+            )
+        return self
+
+    def _claimed_pins(self) -> list[tuple[str, int]]:
+        pins = [
+            ("gate.relay_pin", self.gate.relay_pin),
+            ("leds.green_pin", self.leds.green_pin),
+            ("leds.red_pin", self.leds.red_pin),
+            ("leds.amber_pin", self.leds.amber_pin),
+        ]
+        if self.pir.enabled:
+            pins.append(("pir.pin", self.pir.pin))
+        if self.button.enabled:
+            pins.append(("button.pin", self.button.pin))
+        return pins
+
+
+class ConfigError(Exception):
+    """A config file failed to parse or validate; `problems` holds one line per error."""
+
+    def __init__(self, path: str, problems: list[str]) -> None:
+        self.path = path
+        self.problems = problems
+        super().__init__(f"{path}: " + "; ".join(problems))
+
+
+def find_line(text: str, dotted: str) -> int | None:
+    """Best-effort 1-based line of a dotted key in TOML text (tables, keys and sub-tables)."""
+    parts = dotted.split(".")
+    table: list[str] = []
+    best, best_len = None, 0
+    for number, raw in enumerate(text.splitlines(), start=1):
+        line = raw.strip()
+        header = re.fullmatch(r"\[\[?\s*([^\]]+?)\s*\]\]?\s*(#.*)?", line)
+        key = None if header else re.match(r"([A-Za-z0-9_.\"' -]+?)\s*=", line)
+        if header:
+            table = [p.strip().strip("\"'") for p in header.group(1).split(".")]
+            full = table
+        elif key:
+            full = table + [p.strip().strip("\"'") for p in key.group(1).split(".")]
+        else:
+            continue
+        if full == parts:
+            return number
+        if full == parts[: len(full)] and len(full) > best_len:
+            best, best_len = number, len(full)
+    return best
+
+
+def _describe(error: Mapping[str, Any], text: str) -> str:
+    loc = tuple(str(p) for p in error["loc"] if not str(p).startswith("function-after"))
+    dotted = ".".join(loc) or "(top level)"
+    line = find_line(text, dotted) if loc else None
+    where = f"{dotted} (line {line})" if line else dotted
+    kind = error["type"]
+    if kind == "extra_forbidden":
+        return f"{where}: unknown key {loc[-1]!r}; remove it or check the spelling"
+    if kind == "missing":
+        return f"{where}: missing; this key is required"
+    message = str(error["msg"]).removeprefix("Value error, ")
+    return f"{where}: got {error.get('input')!r}; expected {message}"
+
+
+def parse_config(text: str, *, source: str = "<config>", base_dir: Path | None = None) -> KioskConfig:
+    """Parse and validate TOML text; relative paths resolve against base_dir."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(source, [f"TOML syntax error: {exc}"]) from None
+    try:
+        config = KioskConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(source, [_describe(e, text) for e in exc.errors()]) from None
+    return _resolve_paths(config, base_dir) if base_dir is not None else config
+
+
+def load_config(path: Path) -> KioskConfig:
+    """Read, parse and validate a config file."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(str(path), [f"cannot read: {exc}"]) from None
+    return parse_config(text, source=str(path), base_dir=path.resolve().parent)
+
+
+def embedded_config_text() -> str:
+    """The embedded simulation config (also at config/simulate.toml)."""
+    return resources.files("kiosk").joinpath("data/simulate.toml").read_text(encoding="utf-8")
+
+
+def load_embedded() -> KioskConfig:
+    """The embedded default: a simulated gate with nothing to configure."""
+    base = Path(str(resources.files("kiosk").joinpath("data")))
+    return parse_config(embedded_config_text(), source="<embedded simulate.toml>", base_dir=base)
+
+
+def _resolve_paths(config: KioskConfig, base: Path) -> KioskConfig:
+    def fix(p: Path | None) -> Path | None:
+        if p is None:
+            return None
+        p = p.expanduser()
+        return p if p.is_absolute() else base / p
+
+    camera = config.camera.model_copy(update={"path": fix(config.camera.path)})
+    voice = config.voice.model_copy(
+        update={
+            "cache_dir": fix(config.voice.cache_dir),
+            "files": {k: fix(v) for k, v in config.voice.files.items()},
+        }
+    )
+    storage = config.storage.model_copy(update={"state_dir": fix(config.storage.state_dir)})
+    site = config.site.model_copy(update={"hmac_key_file": fix(config.site.hmac_key_file)})
+    mqtt = config.mqtt.model_copy(
+        update={"password_file": fix(config.mqtt.password_file), "ca_file": fix(config.mqtt.ca_file)}
+    )
+    return config.model_copy(
+        update={"camera": camera, "voice": voice, "storage": storage, "site": site, "mqtt": mqtt}
+    )
+
+
+def check_secrets(config: KioskConfig) -> list[str]:
+    """Problems reading the configured secrets; credentials are checked only under systemd."""
+    problems = []
+    under_systemd = bool(os.environ.get("CREDENTIALS_DIRECTORY"))
+    for key, file, credential in (
+        ("site.hmac_key", config.site.hmac_key_file, config.site.hmac_key_credential),
+        ("mqtt.password", config.mqtt.password_file, config.mqtt.password_credential),
+    ):
+        if file is None and not under_systemd:
+            continue
+        try:
+            read_secret(key, file, credential)
+        except SecretError as exc:
+            problems.append(str(exc))
+    return problems
