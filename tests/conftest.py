@@ -6,6 +6,8 @@ import pytest
 from gpiozero import Device
 from gpiozero.pins.mock import MockFactory
 
+from kiosk.broker import LocalBroker
+
 
 @pytest.fixture
 def mock_factory() -> Iterator[MockFactory]:
@@ -19,3 +21,10 @@ def mock_factory() -> Iterator[MockFactory]:
         factory.reset()
         factory.close()
         Device.pin_factory = previous
+
+
+@pytest.fixture
+def mqtt_broker() -> Iterator[LocalBroker]:
+    """A real mosquitto on a free 127.0.0.1 port for one test."""
+    with LocalBroker() as broker:
+        yield broker

@@ -1,0 +1,243 @@
+"""MLX90614 infrared thermometer on SMBus: ambient and object temperature in °C, every word PEC-checked."""
+
+from __future__ import annotations
+
+import errno
+import threading
+import time
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Protocol, Self
+
+from smbus2 import SMBus, i2c_msg
+
+from drivers.errors import DeviceError
+
+_RAM_TA = 0x06
+_RAM_TOBJ1 = 0x07
+_EEPROM = 0x20
+_EEPROM_EMISSIVITY = _EEPROM | 0x04
+_ERROR_FLAG = 0x8000
+_KELVIN_PER_LSB = 0.02
+_ZERO_C_IN_K = 273.15
+_EMISSIVITY_FULL_SCALE = 0xFFFF
+
+OBJECT_RANGE_C = (-70.0, 382.2)
+AMBIENT_RANGE_C = (-40.0, 125.0)
+EMISSIVITY_RANGE = (0.1, 1.0)
+
+
+class ThermometerError(DeviceError):
+    """The thermometer failed or gave an unusable answer."""
+
+
+class PecError(ThermometerError):
+    """Every attempt returned a word whose PEC byte did not match."""
+
+
+class SensorFlagError(ThermometerError):
+    """The chip set its error flag (bit 15) in a temperature word."""
+
+
+class OutOfRangeError(ThermometerError):
+    """A converted temperature lies outside the sensor's measuring range."""
+
+
+class BusError(ThermometerError):
+    """The I2C transfer failed (non-retryable errno, or retries exhausted); `errno` keeps the cause."""
+
+    def __init__(self, device: str, message: str, errno: int | None) -> None:
+        super().__init__(device, message)
+        self.errno = errno
+
+
+class I2cBus(Protocol):
+    """The part of `smbus2.SMBus` the driver uses: combined (repeated-start) transfers."""
+
+    def i2c_rdwr(self, *i2c_msgs: i2c_msg) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Reading:
+    """One ambient and one object temperature, both in °C."""
+
+    ambient_c: float
+    object_c: float
+
+
+def crc8_pec(data: bytes) -> int:
+    """SMBus PEC of `data`: CRC-8, polynomial 0x07, initial value 0, no reflection."""
+    crc = 0
+    for byte in data:
+        crc ^= byte
+        for _ in range(8):
+            crc = ((crc << 1) ^ 0x07) & 0xFF if crc & 0x80 else (crc << 1) & 0xFF
+    return crc
+
+
+def raw_to_c(raw: int) -> float:
+    """Convert a RAM temperature word (0.02 K per LSB) to °C, rounded to 0.01 °C."""
+    return round(raw * _KELVIN_PER_LSB - _ZERO_C_IN_K, 2)
+
+
+class Mlx90614:
+    """An MLX90614 on an I2C bus; `ambient_c`, `object_c` and `read()` give °C, `emissivity` is in EEPROM."""
+
+    def __init__(
+        self,
+        bus: I2cBus | int,
+        *,
+        address: int = 0x5A,
+        retries: int = 3,
+        retry_delay_s: float = 0.005,
+        settle_reads: int = 3,
+        eeprom_write_delay_s: float = 0.01,
+    ) -> None:
+        """Use `bus` (an SMBus-like object, left open on close) or open `/dev/i2c-<bus>` when it is an int."""
+        if not 0 <= address <= 0x7F:
+            raise ValueError(f"address 0x{address:x} is not a 7-bit I2C address")
+        if retries < 0 or settle_reads < 0:
+            raise ValueError("retries and settle_reads must be >= 0")
+        if retry_delay_s < 0 or eeprom_write_delay_s < 0:
+            raise ValueError("delays must be >= 0 s")
+        self.address = address
+        self.device = f"thermometer mlx90614@0x{address:02x}"
+        self._retries = retries
+        self._retry_delay_s = retry_delay_s
+        self._settle_reads = settle_reads
+        self._eeprom_write_delay_s = eeprom_write_delay_s
+        self._settled = False
+        self._lock = threading.RLock()
+        self._owned: SMBus | None = None
+        if isinstance(bus, int):
+            try:
+                self._owned = SMBus(bus)
+            except OSError as err:
+                raise BusError(self.device, f"cannot open I2C bus {bus}: {err}", err.errno) from err
+            self._bus: I2cBus | None = self._owned
+        else:
+            self._bus = bus
+
+    def __repr__(self) -> str:
+        return f"<Mlx90614 {self.device}{' closed' if self.closed else ''}>"
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    @property
+    def closed(self) -> bool:
+        """True once `close()` has been called."""
+        return self._bus is None
+
+    def close(self) -> None:
+        """Release the bus (closing it only if this driver opened it); safe to call again."""
+        with self._lock:
+            self._bus = None
+            owned, self._owned = self._owned, None
+            if owned is not None:
+                owned.close()
+
+    @property
+    def ambient_c(self) -> float:
+        """Die (ambient) temperature in °C, -40..125."""
+        return self._temperature(_RAM_TA, AMBIENT_RANGE_C, "ambient")
+
+    @property
+    def object_c(self) -> float:
+        """Object temperature (zone 1) in °C, -70..382.2."""
+        return self._temperature(_RAM_TOBJ1, OBJECT_RANGE_C, "object")
+
+    def read(self) -> Reading:
+        """Read ambient then object temperature, both in °C."""
+        with self._lock:
+            return Reading(ambient_c=self.ambient_c, object_c=self.object_c)
+
+    @property
+    def emissivity(self) -> float:
+        """Emissivity (unitless, 0.1..1.0) from EEPROM: raw / 65535."""
+        with self._lock:
+            return self._read_word(_EEPROM_EMISSIVITY) / _EMISSIVITY_FULL_SCALE
+
+    @emissivity.setter
+    def emissivity(self, value: float) -> None:
+        """Store a new emissivity in EEPROM: erase, write, read back and verify."""
+        low, high = EMISSIVITY_RANGE
+        if not low <= value <= high:
+            raise ValueError(f"emissivity {value} outside {low}..{high}")
+        raw = round(value * _EMISSIVITY_FULL_SCALE)
+        with self._lock:
+            # An EEPROM cell must be erased (written 0) first, or the new value mixes with the old.
+            self._write_word(_EEPROM_EMISSIVITY, 0)
+            time.sleep(self._eeprom_write_delay_s)
+            self._write_word(_EEPROM_EMISSIVITY, raw)
+            time.sleep(self._eeprom_write_delay_s)
+            stored = self._read_word(_EEPROM_EMISSIVITY)
+        if stored != raw:
+            raise ThermometerError(
+                self.device, f"emissivity write not verified: wrote 0x{raw:04x}, read back 0x{stored:04x}"
+            )
+
+    def _temperature(self, command: int, limits: tuple[float, float], what: str) -> float:
+        with self._lock:
+            if not self._settled:
+                # Readings straight after power-on/open come from an unsettled IIR filter: drop them.
+                for _ in range(self._settle_reads):
+                    self._read_word(_RAM_TOBJ1)
+                self._settled = True
+            raw = self._read_word(command)
+        if raw & _ERROR_FLAG:
+            raise SensorFlagError(self.device, f"error flag set in {what} reading (raw 0x{raw:04x})")
+        value = raw_to_c(raw)
+        low, high = limits
+        if not low <= value <= high:
+            raise OutOfRangeError(self.device, f"{what} temperature {value:.2f} °C outside {low}..{high} °C")
+        return value
+
+    def _read_word(self, command: int) -> int:
+        """SMBus read word with PEC: write the command, repeated start, read LSB, MSB, PEC."""
+        attempts = self._retries + 1
+        problem = ""
+        for attempt in range(1, attempts + 1):
+            write, read = i2c_msg.write(self.address, [command]), i2c_msg.read(self.address, 3)
+            if not self._transfer(write, read, attempt=attempt, attempts=attempts):
+                continue
+            lsb, msb, pec = bytes(read)
+            expected = crc8_pec(bytes([self.address << 1, command, self.address << 1 | 1, lsb, msb]))
+            if pec == expected:
+                return lsb | msb << 8
+            # One bad PEC is usually a bus glitch, so it is retried within the same budget as EIO.
+            problem = f"bad PEC reading 0x{command:02x}: got 0x{pec:02x}, expected 0x{expected:02x}"
+            if attempt < attempts:
+                time.sleep(self._retry_delay_s)
+        raise PecError(self.device, f"{problem} (after {attempts} attempts)")
+
+    def _write_word(self, command: int, value: int) -> None:
+        """SMBus write word with PEC: command, LSB, MSB, PEC over the address byte and those three."""
+        lsb, msb = value & 0xFF, value >> 8 & 0xFF
+        pec = crc8_pec(bytes([self.address << 1, command, lsb, msb]))
+        attempts = self._retries + 1
+        for attempt in range(1, attempts + 1):
+            if self._transfer(
+                i2c_msg.write(self.address, [command, lsb, msb, pec]), attempt=attempt, attempts=attempts
+            ):
+                return
+
+    def _transfer(self, *msgs: i2c_msg, attempt: int, attempts: int) -> bool:
+        """Run one combined transfer; False after a retryable EIO (having waited), BusError otherwise."""
+        bus = self._bus
+        if bus is None:
+            raise ThermometerError(self.device, "device is closed")
+        try:
+            bus.i2c_rdwr(*msgs)
+        except OSError as err:
+            if err.errno == errno.EIO and attempt < attempts:
+                time.sleep(self._retry_delay_s)
+                return False
+            tries = f" after {attempt} attempts" if err.errno == errno.EIO else ""
+            raise BusError(self.device, f"I2C transfer failed{tries}: {err}", err.errno) from err
+        return True

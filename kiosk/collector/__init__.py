@@ -1,0 +1,1 @@
+"""The central collector: MQTT entries into a store, daily reports and traces."""

@@ -1,0 +1,34 @@
+"""The private loopback mosquitto and the reachability probe, against a real broker."""
+
+import pytest
+
+from kiosk.broker import BrokerError, LocalBroker, free_port, probe_broker
+
+
+def test_probe_connects_to_real_broker(mqtt_broker: LocalBroker) -> None:
+    probe_broker(mqtt_broker.host, mqtt_broker.port, timeout_s=3)
+
+
+def test_probe_reports_refused_port() -> None:
+    port = free_port()
+    with pytest.raises(BrokerError, match=f"127.0.0.1:{port}"):
+        probe_broker("127.0.0.1", port, timeout_s=1)
+
+
+def test_stop_is_idempotent_and_frees_port() -> None:
+    broker = LocalBroker().start()
+    port = broker.port
+    broker.stop()
+    broker.stop()
+    with pytest.raises(BrokerError):
+        probe_broker("127.0.0.1", port, timeout_s=1)
+
+
+def test_loopback_only() -> None:
+    with pytest.raises(ValueError, match="loopback"):
+        LocalBroker(host="0.0.0.0")
+
+
+def test_missing_mosquitto_is_a_clear_error() -> None:
+    with pytest.raises(BrokerError, match="not found"):
+        LocalBroker(mosquitto="no-such-mosquitto").start()

@@ -1,0 +1,52 @@
+"""The systemd units: required settings, and `systemd-analyze verify` when available."""
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+UNITS = Path(__file__).resolve().parent.parent / "systemd"
+BIN = Path(sys.executable).parent
+
+
+def service(name: str) -> dict[str, list[str]]:
+    values: dict[str, list[str]] = {}
+    for line in (UNITS / name).read_text().splitlines():
+        if "=" in line and not line.startswith("#"):
+            key, _, value = line.partition("=")
+            values.setdefault(key, []).append(value)
+    return values
+
+
+def test_kiosk_unit_settings() -> None:
+    unit = service("checkpoint-kiosk.service")
+    assert unit["Type"] == ["notify"]
+    assert unit["Restart"] == ["on-failure"]
+    assert unit["WatchdogSec"]
+    assert set(unit["SupplementaryGroups"][0].split()) == {"gpio", "i2c", "video", "audio"}
+    assert "GPIOZERO_PIN_FACTORY=lgpio" in unit["Environment"]
+    assert unit["StateDirectory"] == ["checkpoint-kiosk"]
+    assert "PrivateDevices" not in unit, "PrivateDevices hides /dev/gpiochip*, /dev/i2c-*, /dev/video*"
+    assert unit["NoNewPrivileges"] == ["yes"] and unit["ProtectSystem"] == ["strict"]
+    assert any(c.startswith("site_hmac_key:") for c in unit["LoadCredential"])
+
+
+def test_collector_unit_settings() -> None:
+    unit = service("checkpoint-collector.service")
+    assert unit["Type"] == ["notify"] and unit["Restart"] == ["on-failure"]
+    assert "kiosk-collector run" in unit["ExecStart"][0]
+
+
+@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze not installed")
+@pytest.mark.parametrize("name", ["checkpoint-kiosk.service", "checkpoint-collector.service"])
+def test_systemd_analyze_verify(name: str, tmp_path: Path) -> None:
+    # Point ExecStart at this venv so verify can check the executables exist.
+    text = (UNITS / name).read_text().replace("/opt/checkpoint-kiosk/.venv/bin/", f"{BIN}/")
+    unit = tmp_path / name
+    unit.write_text(text)
+    result = subprocess.run(["systemd-analyze", "verify", str(unit)], capture_output=True,
+                            text=True, timeout=60)
+    problems = [line for line in result.stderr.splitlines() if name in line or "Unknown" in line]
+    assert result.returncode == 0 and not problems, result.stderr
