@@ -54,14 +54,14 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
-    """Run the emulated devices through a short scripted visit."""
+    """Run the emulated devices through a short scripted visit (the full gate comes with the flow)."""
     from kiosk.simulate import run_simulation
 
     config = load_config(Path(args.config)) if args.config else load_embedded()
     if config.hardware != "emulated":
         print("simulate needs a config with hardware = 'emulated'", file=sys.stderr)
         return EXIT_CONFIG
-    return run_simulation(config, duration_s=args.duration)
+    return run_simulation(config)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -82,7 +82,6 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("simulate", help="run a simulated gate on emulated hardware")
     p.add_argument("--config", "-c", help="an emulated-hardware config (default: embedded)")
-    p.add_argument("--duration", type=float, default=10.0, help="seconds to run (default 10)")
     return parser
 
 
