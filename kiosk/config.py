@@ -247,6 +247,44 @@ class PolicyConfig(Strict):
         return value
 
 
+def _check_url(value: str | None) -> str | None:
+    if value is not None and not re.fullmatch(r"https?://[^\s/]+(/\S*)?", value):
+        raise ValueError("an http:// or https:// URL")
+    return value
+
+
+class PassesConfig(Strict):
+    keys_dir: Path | None = None  # office public keys, one <kid>.pub (PEM) each; also sign revocations
+    registry: Path | None = None  # resident registry (SQLite); default <state_dir>/registry.sqlite
+    clock_skew_s: int = Field(60, ge=0, le=3600)
+
+
+class HealthConfig(Strict):
+    providers: list[Literal["token", "dcc", "http"]] = ["token"]
+    token_keys_dir: Path | None = None  # health-authority public keys, one <kid>.pub each
+    max_age_s: int = Field(180, ge=10, le=86_400)
+    clock_skew_s: int = Field(30, ge=0, le=600)
+    dcc_trust_dir: Path | None = None  # DSC certificates (PEM or DER), one per file
+    http_url: Annotated[str | None, AfterValidator(_check_url)] = None
+    http_timeout_s: float = Field(0.8, gt=0, le=10)
+    http_cache_s: float = Field(30.0, ge=0, le=3600)
+    http_retries: int = Field(1, ge=0, le=5)
+    http_token_file: Path | None = None
+    http_token_credential: CredentialName = None
+
+    @model_validator(mode="after")
+    def _http_needs_url(self) -> HealthConfig:
+        if "http" in self.providers and self.http_url is None:
+            raise ValueError("health.http_url is required when 'http' is in health.providers")
+        if len(set(self.providers)) != len(self.providers):
+            raise ValueError("health.providers lists a provider twice")
+        return self
+
+    def http_token(self) -> bytes | None:
+        """The bearer token for the health platform, from its file or credential."""
+        return read_secret("health.http_token", self.http_token_file, self.http_token_credential)
+
+
 class StorageConfig(Strict):
     state_dir: Path = Path("/var/lib/checkpoint-kiosk")
     outbox_max_entries: int = Field(1_000_000, ge=1000, le=100_000_000)
@@ -264,6 +302,8 @@ class KioskConfig(Strict):
     voice: VoiceConfig = VoiceConfig()
     mqtt: MqttConfig = MqttConfig()
     policy: PolicyConfig = PolicyConfig()
+    passes: PassesConfig = PassesConfig()
+    health: HealthConfig = HealthConfig()
     storage: StorageConfig = StorageConfig()
 
     @model_validator(mode="after")
@@ -388,12 +428,30 @@ def _resolve_paths(config: KioskConfig, base: Path) -> KioskConfig:
         }
     )
     storage = config.storage.model_copy(update={"state_dir": fix(config.storage.state_dir)})
+    passes = config.passes.model_copy(
+        update={"keys_dir": fix(config.passes.keys_dir), "registry": fix(config.passes.registry)}
+    )
+    health = config.health.model_copy(
+        update={
+            "token_keys_dir": fix(config.health.token_keys_dir),
+            "dcc_trust_dir": fix(config.health.dcc_trust_dir),
+            "http_token_file": fix(config.health.http_token_file),
+        }
+    )
     site = config.site.model_copy(update={"hmac_key_file": fix(config.site.hmac_key_file)})
     mqtt = config.mqtt.model_copy(
         update={"password_file": fix(config.mqtt.password_file), "ca_file": fix(config.mqtt.ca_file)}
     )
     return config.model_copy(
-        update={"camera": camera, "voice": voice, "storage": storage, "site": site, "mqtt": mqtt}
+        update={
+            "camera": camera,
+            "voice": voice,
+            "storage": storage,
+            "site": site,
+            "mqtt": mqtt,
+            "passes": passes,
+            "health": health,
+        }
     )
 
 
@@ -404,6 +462,7 @@ def check_secrets(config: KioskConfig) -> list[str]:
     for key, file, credential in (
         ("site.hmac_key", config.site.hmac_key_file, config.site.hmac_key_credential),
         ("mqtt.password", config.mqtt.password_file, config.mqtt.password_credential),
+        ("health.http_token", config.health.http_token_file, config.health.http_token_credential),
     ):
         if file is None and not under_systemd:
             continue

@@ -42,6 +42,7 @@ def run_simulation(
         relay = stack.enter_context(hw.relay())
         leds = stack.enter_context(hw.leds())
         voice = stack.enter_context(hw.voice())
+        voice.prepare()  # render every prompt up front, as the daemon does at start
         sensor = stack.enter_context(hw.thermometer())
         pir = hw.pir()
         button = hw.button()
@@ -72,12 +73,14 @@ def run_simulation(
                 pins.pin(config.pir.pin).drive_high()
                 if not greeted.wait(2.0):
                     failures.append(f"{name}: no greeting on motion")
+                voice.wait_idle(5.0)
                 log(f"{name}: motion on the PIR → voice 'greet'")
             frames = _read_frames(hw, count=config.camera.fps)
             log(f"{name}: camera gave {frames} frames")
             if frames < config.camera.fps:
                 failures.append(f"{name}: camera gave {frames} of {config.camera.fps} frames")
             voice.say("measure")
+            voice.wait_idle(5.0)
             chip.object_c = forehead_c
             samples = [sensor.object_c for _ in range(config.thermometer.samples)]
             skin_c = statistics.median(samples)

@@ -1,0 +1,109 @@
+"""Typed verdicts: what verifying one scanned payload found, with contract reason codes."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from enum import StrEnum
+from typing import Any, Literal
+
+Kind = Literal["pass", "health_token", "dcc", "health_http", "id_number", "unknown"]
+Colour = Literal["green", "blue", "red", "pink"]
+HealthStatus = Literal["green", "yellow", "red"]
+HealthScheme = Literal["token", "dcc", "http"]
+
+
+class Reason(StrEnum):
+    """The reason codes of DESIGN §4 (a contract: names never change)."""
+
+    FEVER = "fever"
+    NO_HEALTH_CODE = "no_health_code"
+    HEALTH_CODE_RED = "health_code_red"
+    HEALTH_CODE_YELLOW = "health_code_yellow"
+    HEALTH_CODE_EXPIRED = "health_code_expired"
+    HEALTH_CODE_INVALID = "health_code_invalid"
+    NO_PASS = "no_pass"
+    PASS_INVALID = "pass_invalid"
+    PASS_EXPIRED = "pass_expired"
+    PASS_NOT_YET_VALID = "pass_not_yet_valid"
+    PASS_REVOKED = "pass_revoked"
+    OUTSIDE_HOURS = "outside_hours"
+    QUOTA_EXCEEDED = "quota_exceeded"
+    UNKNOWN_CODE = "unknown_code"
+    SENSOR_FAULT = "sensor_fault"
+    PLATFORM_DOWN = "platform_down"
+
+
+@dataclass(frozen=True)
+class PassFacts:
+    """A verified pass: who it admits and under which colour."""
+
+    pid: str
+    cat: Colour
+    kid: str
+    hh: str | None
+    name: str
+    idh: str
+    nbf: int
+    exp: int
+
+
+@dataclass(frozen=True)
+class HealthFacts:
+    """A health code's scheme and colour; `status` is None when the code could not be read at all."""
+
+    scheme: HealthScheme
+    status: HealthStatus | None
+    idh: str | None = None
+    issued_at: int | None = None
+    expires_at: int | None = None
+
+
+@dataclass(frozen=True)
+class PersonFacts:
+    """A person identified by ID number: a keyed hash and a masked form, never the number."""
+
+    ref: str
+    masked: str
+    registered: bool
+    household: str | None = None
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The outcome of verifying one payload.
+
+    `valid` says the credential is authentic, well formed and within its validity; `reasons` lists every
+    contract reason code it implies (a genuine red health code is valid with `health_code_red`); the
+    policy decides what they mean for the gate. `detail` is for logs and staff, never for residents.
+    """
+
+    kind: Kind
+    valid: bool
+    status: str
+    reasons: tuple[Reason, ...] = ()
+    detail: str = ""
+    pass_: PassFacts | None = None
+    health: HealthFacts | None = None
+    person: PersonFacts | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """The `kiosk verify --json` object (a contract)."""
+        out: dict[str, Any] = {
+            "kind": self.kind,
+            "valid": self.valid,
+            "status": self.status,
+            "reasons": [str(r) for r in self.reasons],
+            "detail": self.detail,
+        }
+        if self.pass_ is not None:
+            out["pass"] = asdict(self.pass_)
+        if self.health is not None:
+            out["health"] = asdict(self.health)
+        if self.person is not None:
+            out["person"] = asdict(self.person)
+        return out
+
+
+def unknown(detail: str) -> Verdict:
+    """A payload that is none of the credentials we know."""
+    return Verdict("unknown", valid=False, status="unknown", reasons=(Reason.UNKNOWN_CODE,), detail=detail)
