@@ -1,4 +1,4 @@
-"""The `kiosk` command: check-config, check, simulate."""
+"""The `kiosk` command: check-config, check, simulate, scan, verify."""
 
 from __future__ import annotations
 
@@ -64,6 +64,29 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     return run_simulation(config)
 
 
+def _verify_config(args: argparse.Namespace) -> KioskConfig:
+    """--config, else $KIOSK_CONFIG, else the installed config, else the embedded default."""
+    if args.config or os.environ.get("KIOSK_CONFIG") or DEFAULT_CONFIG.exists():
+        return load_config(_config_path(args))
+    return load_embedded()
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    """Classify and verify one payload; exit 0 when it is acceptable as it stands, 1 when refused."""
+    from kiosk.verify_cmd import run_verify
+
+    return run_verify(
+        args.payload, config=_verify_config(args), dsc=args.dsc, at=args.at, as_json=args.json
+    )
+
+
+def cmd_scan(args: argparse.Namespace) -> int:
+    """Decode the QR codes in image files."""
+    from kiosk.scan_cmd import run_scan
+
+    return run_scan(args.paths, as_json=args.json)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="kiosk", description="checkpoint-kiosk gate daemon")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
@@ -82,6 +105,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("simulate", help="run a simulated gate on emulated hardware")
     p.add_argument("--config", "-c", help="an emulated-hardware config (default: embedded)")
+
+    p = sub.add_parser("scan", help="decode the QR codes in image files (one line per image)")
+    p.add_argument("paths", nargs="+", type=Path, metavar="PATH")
+    p.add_argument("--json", action="store_true", help="one JSON object per image (a stable contract)")
+
+    p = sub.add_parser("verify", help="classify and verify one scanned payload")
+    p.add_argument("payload", help="the payload text; '-' reads it from standard input")
+    p.add_argument("--config", "-c", help="config file (default $KIOSK_CONFIG, the installed one, or embedded)")
+    p.add_argument("--dsc", action="append", default=[], metavar="CERT",
+                   help="trust this DCC signer certificate: base64 DER, or a PEM/DER file (repeatable)")
+    p.add_argument("--at", metavar="ISO8601", help="verify as of this time (default now; no zone = UTC)")
+    p.add_argument("--json", action="store_true", help="one JSON object (a stable contract)")
     return parser
 
 
@@ -99,6 +134,10 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_check(args)
         if args.command == "simulate":
             return cmd_simulate(args)
+        if args.command == "scan":
+            return cmd_scan(args)
+        if args.command == "verify":
+            return cmd_verify(args)
     except ConfigError as exc:
         for problem in exc.problems:
             print(f"{exc.path}: {problem}", file=sys.stderr)
