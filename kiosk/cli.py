@@ -112,7 +112,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("verify", help="classify and verify one scanned payload")
     p.add_argument("payload", help="the payload text; '-' reads it from standard input")
-    p.add_argument("--config", "-c", help="config file (default $KIOSK_CONFIG, the installed one, or embedded)")
+    p.add_argument("--config", "-c",
+                   help="config file (default $KIOSK_CONFIG, then the installed one, then the embedded one)")
     p.add_argument("--dsc", action="append", default=[], metavar="CERT",
                    help="trust this DCC signer certificate: base64 DER, or a PEM/DER file (repeatable)")
     p.add_argument("--at", metavar="ISO8601", help="verify as of this time (default now; no zone = UTC)")

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from cryptography import x509
 
-from kiosk.config import KioskConfig
+from kiosk.config import KioskConfig, SecretError
 from kiosk.credentials.dcc import load_certificate
 from kiosk.credentials.registry import Registry
 from kiosk.credentials.verdict import Verdict
@@ -76,7 +76,13 @@ def run_verify(
     # Read the site's registry if there is one; never create state from a one-off command.
     registry_path = config.passes.registry or config.storage.state_dir / "registry.sqlite"
     registry = Registry(registry_path if registry_path.is_file() else ":memory:")
-    with build_verifier(config, extra_dsc=certificates, registry=registry) as verifier:
+    try:
+        verifier = build_verifier(config, extra_dsc=certificates, registry=registry)
+    except (OSError, SecretError) as exc:
+        registry.close()
+        print(f"kiosk verify: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    with verifier:
         verdict = verifier.verify(payload, now=now)
     out(json.dumps(verdict.to_json(), ensure_ascii=False) if as_json else describe(verdict))
     return 0 if verdict.valid and not verdict.reasons else EXIT_REFUSED

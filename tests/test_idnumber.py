@@ -83,9 +83,11 @@ def test_exactly_one_check_char_is_accepted(first17: str) -> None:
 @given(st.text(max_size=60))
 def test_parse_raises_only_id_number_error(text: str) -> None:
     try:
-        idnumber.parse(text)
-    except idnumber.IdNumberError:
-        pass
+        number = idnumber.parse(text)
+    except idnumber.IdNumberError as exc:
+        assert exc.problem and text.strip() not in exc.problem
+    else:
+        assert len(number.masked) == 18
 
 
 def test_registry_round_trip_and_update(tmp_path: Path) -> None:

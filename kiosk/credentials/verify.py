@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
@@ -88,7 +88,7 @@ class CredentialVerifier:
             return self.passes.verify(text, now=now)
         if text.startswith(TOKEN_PREFIX):
             if self.token is None:
-                return _refused("health_token", Reason.HEALTH_CODE_INVALID, "the token provider is not enabled")
+                return _refused("health_token", Reason.HEALTH_CODE_INVALID, "token provider not enabled")
             return self.token.verify(text, now=now)
         if text.startswith(DCC_PREFIX):
             if self.dcc is None:
@@ -160,7 +160,9 @@ def build_verifier(
         )
     passes = None
     if config.passes.keys_dir is not None:
-        revoked = revocations.revoked if revocations is not None else frozenset()
+        revoked: Callable[[], frozenset[str]] | frozenset[str] = (
+            revocations.revoked if revocations is not None else frozenset()
+        )
         passes = PassVerifier(pass_keys, revoked=revoked, clock_skew_s=config.passes.clock_skew_s)
     token = None
     if "token" in health.providers:
