@@ -31,8 +31,10 @@ from kiosk.admin_passes import (
     write_png,
 )
 from kiosk.config import SecretError
+from kiosk.credentials import idnumber
 from kiosk.credentials.keys import KeyFileError, load_private_key
 from kiosk.credentials.passes import COLOURS
+from kiosk.credentials.registry import Registry, Resident
 from kiosk.credentials.token import STATUSES
 
 WHEN = "Unix seconds, YYYY-MM-DD (midnight) or ISO 8601; without an offset in --tz"
@@ -117,7 +119,33 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("pids", nargs="*", metavar="PID")
     p.add_argument("--from-file", type=Path, metavar="FILE", help="more pids, one a line ('#' comments)")
     p.add_argument("--out", type=Path, metavar="FILE", help="also write the list to FILE")
+
+    p = sub.add_parser("register-resident",
+                       help="add a resident to a kiosk's registry by ID number (stores only a keyed hash)")
+    p.add_argument("--db", type=Path, required=True, metavar="FILE",
+                   help="the registry (passes.registry, default <state_dir>/registry.sqlite)")
+    p.add_argument("--site-key", type=Path, required=True, metavar="FILE", help="site HMAC key file")
+    p.add_argument("--id-number", required=True, metavar="N", help="18-digit ID number; '-' reads stdin")
+    p.add_argument("--household", metavar="HH", help="household, e.g. 9-23-301")
+    p.add_argument("--remove", action="store_true", help="remove the resident instead")
     return parser
+
+
+def _register_resident(args: argparse.Namespace) -> None:
+    key = site_key(args.site_key)
+    assert key is not None
+    try:
+        number = idnumber.parse(_id_number(args) or "")
+    except idnumber.IdNumberError as exc:
+        raise AdminError(f"ID number: {exc.problem}") from None
+    ref = number.person_ref(key)
+    with Registry(args.db) as registry:
+        if args.remove:
+            found = registry.remove(ref)
+            print(f"{number.masked}: {'removed' if found else 'was not registered'}")
+            return
+        registry.upsert([Resident(ref, number.masked, args.household)])
+    print(f"{number.masked}: registered" + (f" in household {args.household}" if args.household else ""))
 
 
 def _id_number(args: argparse.Namespace) -> str | None:
@@ -183,6 +211,7 @@ COMMANDS = {
     "issue-health-token": _issue_health_token,
     "revoke": _revoke,
     "export-pubkeys": _export_pubkeys,
+    "register-resident": _register_resident,
 }
 
 

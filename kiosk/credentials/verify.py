@@ -182,6 +182,7 @@ def build_verifier(
             retries=health.http_retries,
             token=health.http_token(),
             max_age_s=health.max_age_s,
+            clock_skew_s=health.clock_skew_s,
         )
     if registry is None:
         registry = Registry(config.passes.registry or config.storage.state_dir / "registry.sqlite")
