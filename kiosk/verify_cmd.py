@@ -27,10 +27,11 @@ def parse_time(text: str) -> datetime:
 
 def read_certificate(value: str) -> x509.Certificate:
     """A certificate from a PEM/DER file, or from base64 DER given inline."""
-    path = Path(value)
-    if len(value) < 4096 and path.is_file():
-        return load_certificate(path.read_bytes())
-    return load_certificate(value)
+    try:
+        is_file = Path(value).is_file()
+    except (OSError, ValueError):  # base64 text is often longer than a file name may be
+        is_file = False
+    return load_certificate(Path(value).read_bytes() if is_file else value)
 
 
 def describe(verdict: Verdict) -> str:
