@@ -117,7 +117,14 @@ class ThermometerConfig(Strict):
     retries: int = Field(3, ge=0, le=10)
     settle_reads: int = Field(3, ge=0, le=50)
     samples: int = Field(5, ge=1, le=25)
+    sample_interval_s: float = Field(0.1, ge=0.0, le=2.0)
     presence_delta_c: float = Field(1.5, ge=0.1, le=15.0)
+    presence_timeout_s: float = Field(8.0, gt=0, le=60)
+    outlier_c: float = Field(0.5, gt=0, le=5.0)
+    # body_c = skin_c + offset_c + ambient_coeff * (reference_ambient_c - ambient_c); see `kiosk calibrate`
+    offset_c: float = Field(1.8, ge=-5.0, le=10.0)
+    ambient_coeff: float = Field(0.15, ge=0.0, le=1.0)
+    reference_ambient_c: float = Field(25.0, ge=-10.0, le=45.0)
     required: bool = True
 
 
@@ -190,6 +197,10 @@ class MqttConfig(Strict):
     password_credential: CredentialName = None
     keepalive_s: int = Field(30, ge=5, le=600)
     connect_timeout_s: float = Field(3.0, gt=0, le=60)
+    reconnect_min_s: float = Field(0.5, gt=0, le=60)
+    reconnect_max_s: float = Field(30.0, gt=0, le=600)
+    heartbeat_s: float = Field(30.0, ge=1, le=3600)
+    max_inflight: int = Field(20, ge=1, le=1000)
     required: bool = False
 
     @model_validator(mode="after")
@@ -288,6 +299,8 @@ class HealthConfig(Strict):
 class StorageConfig(Strict):
     state_dir: Path = Path("/var/lib/checkpoint-kiosk")
     outbox_max_entries: int = Field(1_000_000, ge=1000, le=100_000_000)
+    delivered_retention_s: float = Field(7 * 86_400, ge=0, le=365 * 86_400)
+    backlog_alert: int = Field(500, ge=1, le=10_000_000)
 
 
 class KioskConfig(Strict):
