@@ -132,6 +132,11 @@ class GateConfig(Strict):
     relay_pin: BcmPin = 17
     active_high: bool = False
     relay_pulse_s: float = Field(1.5, gt=0, le=30)
+    deny_hold_s: float = Field(2.0, ge=0, le=30)  # red LED and no new session for this long after a deny
+    attention_timeout_s: float = Field(60.0, ge=5, le=3600)  # staff resolve attention within this
+    forgery_limit: int = Field(5, ge=2, le=1000)  # this many invalid codes within the window ...
+    forgery_window_s: float = Field(300.0, ge=10, le=86_400)  # ... raise a forgery alert
+    forgery_delay_s: float = Field(3.0, ge=0, le=60)  # and slow each further deny by this much
 
 
 class LedsConfig(Strict):
@@ -166,6 +171,7 @@ class ButtonConfig(Strict):
 class VoiceConfig(Strict):
     enabled: bool = True
     voice: str = Field("cmn", pattern=r"^[A-Za-z0-9_+-]{1,32}$")
+    greet_interval_s: float = Field(10.0, ge=0, le=600)  # PIR greetings at most this often
     speed_wpm: int = Field(150, ge=80, le=450)
     device: str = "default"
     cache_dir: Path = Path("/var/cache/checkpoint-kiosk/voice")

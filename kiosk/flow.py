@@ -1,0 +1,512 @@
+"""The session state machine: idle → collecting codes → measuring → deciding → acting → idle.
+
+One gate thread calls `step()`; other threads only `submit()` events. Time comes from an injected clock,
+so the simulator runs sessions in virtual time.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal, Protocol
+from zoneinfo import ZoneInfo
+
+from drivers.leds import FaultClass
+from kiosk.actuate import Actuators
+from kiosk.clock import Clock
+from kiosk.config import KioskConfig
+from kiosk.credentials.verdict import Reason, Verdict
+from kiosk.credentials.verify import CredentialVerifier
+from kiosk.policy import HEALTH_KINDS, PASS_KINDS, Facts, Outcome, decide
+from kiosk.scanner import Code
+from kiosk.temperature import Compensation, Measurement, SensorFault, measure
+
+log = logging.getLogger(__name__)
+
+State = Literal["idle", "collecting", "attention", "cooldown"]
+Override = Literal["staff", "remote"] | None
+PRESENCE_POLL_S = 0.25
+HEALTH_POLL_S = 5.0
+
+
+@dataclass(frozen=True)
+class Motion:
+    """The PIR saw someone."""
+
+
+@dataclass(frozen=True)
+class CodesSeen:
+    """New (debounced) codes from one frame; `seen_at` is the frame's monotonic time."""
+
+    codes: tuple[Code, ...]
+    decode_ms: float
+    seen_at: float
+
+
+@dataclass(frozen=True)
+class StaffHold:
+    """Staff held the button: open the gate."""
+
+
+@dataclass(frozen=True)
+class StaffAck:
+    """Staff pressed the button briefly: the attention is dealt with, keep the gate shut."""
+
+
+@dataclass(frozen=True)
+class RemoteOpen:
+    """The office opened the gate over MQTT."""
+
+    by: str
+
+
+@dataclass(frozen=True)
+class DeviceState:
+    """A device failed (`ok` False) or came back."""
+
+    kind: FaultClass
+    ok: bool
+    detail: str = ""
+
+
+Event = Motion | CodesSeen | StaffHold | StaffAck | RemoteOpen | DeviceState
+
+
+class Recorder(Protocol):
+    """Where entries go: durably committed before the gate moves."""
+
+    def record(self, fields: dict[str, Any]) -> str: ...
+
+    def household_allowed_since(self, household: str, since: datetime) -> int: ...
+
+    def alert(self, kind: str, detail: str, entry_id: str | None = None) -> None: ...
+
+
+@dataclass
+class Session:
+    """One person's visit."""
+
+    started: float
+    verdicts: list[Verdict] = field(default_factory=list)
+    seen: set[bytes] = field(default_factory=set)
+    decode_ms: float = 0.0
+    last_code_at: float | None = None
+    measurement: Measurement | None = None
+    sensor_fault: str | None = None
+    measured_at: float | None = None
+    next_presence_poll: float = 0.0
+    asked_to_measure: bool = False
+
+
+@dataclass(frozen=True)
+class Result:
+    """What happened to one session, for the simulator and status."""
+
+    decision: str
+    reasons: tuple[Reason, ...]
+    override: Override
+    entry_id: str | None
+    body_c: float | None
+    code_to_gate_ms: float | None = None
+
+
+class Gate:
+    """Runs sessions against the devices, the credential verifier, the policy and the outbox."""
+
+    def __init__(
+        self,
+        config: KioskConfig,
+        *,
+        actuators: Actuators,
+        read_thermometer: Callable[[], Any] | None,
+        verifier: CredentialVerifier,
+        recorder: Recorder,
+        clock: Clock,
+        on_result: Callable[[Result], None] | None = None,
+    ) -> None:
+        self.config = config
+        self.act = actuators
+        self._read = read_thermometer
+        self.verifier = verifier
+        self.recorder = recorder
+        self.clock = clock
+        self.on_result = on_result
+        self.state: State = "idle"
+        self.session: Session | None = None
+        self.faults: dict[FaultClass, str] = {}
+        self.abandoned = 0
+        self.sessions = 0
+        self._events: queue.SimpleQueue[Event] = queue.SimpleQueue()
+        self._deadline: float | None = None
+        self._pending: tuple[Outcome, dict[str, Any]] | None = None
+        self._last_greet = float("-inf")
+        self._invalid_times: deque[float] = deque()
+        self._next_health_poll = 0.0
+        self._compensation = Compensation.from_config(config.thermometer)
+        self.heartbeat = time.monotonic()
+        self.act.show_idle(self.faults)
+
+    def submit(self, event: Event) -> None:
+        """Queue an event from any thread."""
+        self._events.put(event)
+
+    def run(self, stop: threading.Event) -> None:
+        """The gate thread: handle events and timers until `stop` is set."""
+        while not stop.is_set():
+            self.heartbeat = time.monotonic()
+            deadline = self.next_deadline()
+            wait = 0.5 if deadline is None else min(max(deadline - self.clock.monotonic(), 0.0), 0.5)
+            try:
+                event: Event | None = self._events.get(timeout=wait)
+            except queue.Empty:
+                event = None
+            self.step(event)
+
+    def drain(self) -> None:
+        """Handle every queued event now (the simulator's single-threaded loop)."""
+        while True:
+            try:
+                event = self._events.get_nowait()
+            except queue.Empty:
+                return
+            self.step(event)
+
+    def next_deadline(self) -> float | None:
+        """The monotonic time of the next timer, if any."""
+        times = [t for t in (self._deadline, self._presence_due()) if t is not None]
+        if self.state == "idle" and self._read is not None:
+            times.append(self._next_health_poll)
+        return min(times) if times else None
+
+    def step(self, event: Event | None = None) -> None:
+        """Handle one event (or none) and then any timer that is due; never raises."""
+        try:
+            if event is not None:
+                self._handle(event)
+            self._timers()
+        except Exception:
+            log.exception("gate step failed; shutting the gate and returning to idle")
+            self._reset_to_idle()
+
+    # -- events -------------------------------------------------------------------------------------
+
+    def _handle(self, event: Event) -> None:
+        match event:
+            case DeviceState(kind=kind, ok=ok, detail=detail):
+                self._device(kind, ok, detail)
+            case Motion():
+                if self.state == "idle":
+                    self._start_session()
+            case CodesSeen():
+                self._codes(event)
+            case StaffHold():
+                self._manual_open("staff")
+            case RemoteOpen(by=by):
+                log.info("remote open by %s", by)
+                self._manual_open("remote")
+            case StaffAck():
+                if self.state == "attention" and self._pending is not None:
+                    self._finish_attention(override=None)
+
+    def _device(self, kind: FaultClass, ok: bool, detail: str) -> None:
+        if ok and kind in self.faults:
+            del self.faults[kind]
+            log.info("%s recovered", kind)
+        elif not ok and kind not in self.faults:
+            self.faults[kind] = detail
+            log.error("%s fault: %s", kind, detail)
+            self.recorder.alert("fault", f"{kind}: {detail}")
+        if self.state == "idle":
+            self.act.show_idle(self.faults)
+
+    def _start_session(self) -> None:
+        now = self.clock.monotonic()
+        self.session = Session(started=now, next_presence_poll=now)
+        self.state = "collecting"
+        self._deadline = now + self.config.policy.session_timeout_s
+        self.sessions += 1
+        if now - self._last_greet >= self.config.voice.greet_interval_s:
+            self._last_greet = now
+            self.act.say("greet")
+
+    def _codes(self, event: CodesSeen) -> None:
+        if self.state in ("attention", "cooldown"):
+            return
+        if self.state == "idle":
+            self._start_session()
+        session = self.session
+        assert session is not None
+        session.decode_ms += event.decode_ms
+        for code in event.codes:
+            if code.data in session.seen:
+                continue
+            session.seen.add(code.data)
+            verdict = self.verifier.verify(code.data, now=self.clock.now())
+            session.verdicts.append(verdict)
+            session.last_code_at = event.seen_at
+            if verdict.reasons and not verdict.valid:
+                self._count_invalid(verdict)
+        if self._codes_complete(session):
+            self._measure_and_decide()
+
+    def _count_invalid(self, verdict: Verdict) -> None:
+        gate = self.config.gate
+        now = self.clock.monotonic()
+        self._invalid_times.append(now)
+        while self._invalid_times and now - self._invalid_times[0] > gate.forgery_window_s:
+            self._invalid_times.popleft()
+        if len(self._invalid_times) == gate.forgery_limit:
+            self.recorder.alert(
+                "forgery", f"{len(self._invalid_times)} invalid codes in {gate.forgery_window_s:g} s "
+                f"(last: {verdict.kind} {','.join(verdict.reasons)})"
+            )
+
+    def _codes_complete(self, session: Session) -> bool:
+        require = self.config.policy.require
+        kinds = {v.kind for v in session.verdicts}
+        has_health = bool(kinds & HEALTH_KINDS) or any(
+            v.kind == "id_number" and v.health is not None for v in session.verdicts
+        )
+        return ("pass" not in require or bool(kinds & PASS_KINDS)) and (
+            "health" not in require or has_health
+        )
+
+    # -- timers -------------------------------------------------------------------------------------
+
+    def _presence_due(self) -> float | None:
+        session = self.session
+        if self.state != "collecting" or session is None or self._read is None:
+            return None
+        if session.measurement is not None or session.sensor_fault is not None:
+            return None
+        return session.next_presence_poll
+
+    def _timers(self) -> None:
+        now = self.clock.monotonic()
+        due = self._presence_due()
+        if due is not None and now >= due and self.session is not None:
+            self.session.next_presence_poll = now + PRESENCE_POLL_S
+            if self._someone_at_thermometer():
+                self._take_measurement()
+                if self._codes_complete(self.session):
+                    self._decide()
+                    return
+        if self.state == "idle" and self._read is not None and now >= self._next_health_poll:
+            self._next_health_poll = now + HEALTH_POLL_S
+            self._someone_at_thermometer()  # a read that works clears a thermometer fault
+        if self._deadline is None or now < self._deadline:
+            return
+        self._deadline = None
+        if self.state == "collecting":
+            self._session_timeout()
+        elif self.state == "attention":
+            self._finish_attention(override=None)
+        elif self.state == "cooldown":
+            self._reset_to_idle()
+
+    def _session_timeout(self) -> None:
+        session = self.session
+        assert session is not None
+        if not session.verdicts or (session.measurement is None and session.sensor_fault is None):
+            self.abandoned += 1
+            log.info("session abandoned (%d codes, no decision)", len(session.verdicts))
+            self._reset_to_idle()
+            return
+        self._decide()
+
+    # -- measuring and deciding ---------------------------------------------------------------------
+
+    def _someone_at_thermometer(self) -> bool:
+        assert self._read is not None
+        try:
+            reading = self._read()
+        except Exception as exc:
+            self._device(FaultClass.THERMOMETER, False, str(exc))
+            if self.session is not None and self.state == "collecting":
+                self.session.sensor_fault = str(exc)
+            return False
+        self._device(FaultClass.THERMOMETER, True, "")
+        return bool(reading.object_c - reading.ambient_c > self.config.thermometer.presence_delta_c)
+
+    def _measure_and_decide(self) -> None:
+        session = self.session
+        assert session is not None
+        if session.measurement is None and session.sensor_fault is None:
+            if not session.asked_to_measure:
+                session.asked_to_measure = True
+                self.act.say("measure")
+            self._take_measurement()
+        if session.measurement is None and session.sensor_fault is None:
+            return  # nobody at the thermometer yet: keep polling until the session times out
+        self._decide()
+
+    def _take_measurement(self) -> None:
+        session = self.session
+        assert session is not None
+        if self._read is None:
+            session.sensor_fault = "no thermometer configured"
+            return
+        first = self._measure_once()
+        if isinstance(first, Measurement) and first.body_c >= self.config.policy.fever_threshold_c:
+            self.act.say("measure_again")
+            second = self._measure_once()
+            # Fail safe: the higher of the two readings stands, so a recheck never hides a fever.
+            if isinstance(second, Measurement) and second.body_c > first.body_c:
+                first = second
+        if isinstance(first, Measurement):
+            session.measurement = first
+            session.measured_at = self.clock.monotonic()
+            self._device(FaultClass.THERMOMETER, True, "")
+        elif isinstance(first, SensorFault):
+            session.sensor_fault = first.detail
+            self._device(FaultClass.THERMOMETER, False, first.detail)
+
+    def _measure_once(self) -> Any:
+        cfg = self.config.thermometer
+        assert self._read is not None
+        return measure(
+            self._read, samples=cfg.samples, interval_s=cfg.sample_interval_s,
+            presence_delta_c=cfg.presence_delta_c, presence_timeout_s=cfg.presence_timeout_s,
+            outlier_c=cfg.outlier_c, compensation=self._compensation,
+            sleep=self.clock.sleep, clock=self.clock.monotonic,
+        )
+
+    def _decide(self) -> None:
+        session = self.session
+        assert session is not None
+        started = time.perf_counter()
+        now = self.clock.now()
+        tz = ZoneInfo(self.config.site.timezone)
+        facts = Facts(
+            credentials=tuple(session.verdicts),
+            body_c=session.measurement.body_c if session.measurement else None,
+            sensor_fault=session.sensor_fault is not None,
+        )
+        outcome = decide(facts, self.config.policy, now, timezone=self.config.site.timezone)
+        if outcome.household is not None and self.config.policy.household.max_exits_per_day:
+            midnight = now.astimezone(tz).replace(hour=0, minute=0, second=0, microsecond=0)
+            used = self.recorder.household_allowed_since(outcome.household, midnight)
+            facts = Facts(facts.credentials, facts.body_c, facts.sensor_fault, household_exits_today=used)
+            outcome = decide(facts, self.config.policy, now, timezone=self.config.site.timezone)
+        decide_ms = (time.perf_counter() - started) * 1000
+        fields = self._entry_fields(outcome, session, decide_ms)
+        if outcome.decision == "attention":
+            self._pending = (outcome, fields)
+            self.state = "attention"
+            self._deadline = self.clock.monotonic() + self.config.gate.attention_timeout_s
+            self.act.attention(outcome.reasons)
+            if Reason.FEVER in outcome.reasons:
+                self.recorder.alert("fever", f"body {facts.body_c:.1f} °C")
+            return
+        self._commit_and_act(outcome, fields, override=None)
+
+    def _entry_fields(self, outcome: Outcome, session: Session, decide_ms: float) -> dict[str, Any]:
+        m = session.measurement
+        pass_facts = outcome.pass_verdict.pass_ if outcome.pass_verdict else None
+        person = outcome.pass_verdict.person if outcome.pass_verdict else None
+        health = outcome.health_verdict.health if outcome.health_verdict else None
+        person_fields = None
+        if person is not None:
+            person_fields = {"ref": person.ref, "masked": person.masked}
+        elif pass_facts is not None:
+            person_fields = {"ref": pass_facts.idh, "masked": pass_facts.name}
+        direction = "out" if self.config.site.direction == "out" else "in"
+        return {
+            "ts": _iso(self.clock.now()),
+            "direction": direction,
+            "decision": outcome.decision,
+            "reasons": [str(r) for r in outcome.reasons],
+            "override": None,
+            "temperature": None if m is None else {
+                "skin_c": round(m.skin_c, 2), "body_c": round(m.body_c, 2),
+                "ambient_c": round(m.ambient_c, 2), "samples": m.samples,
+            },
+            "health": None if health is None else {"scheme": health.scheme, "status": health.status},
+            "pass": None if pass_facts is None else {
+                "pid": pass_facts.pid, "cat": pass_facts.cat, "hh": pass_facts.hh,
+            },
+            "person": person_fields,
+            "timing_ms": {
+                "decode": round(session.decode_ms, 2),
+                "decide": round(decide_ms, 3),
+                "session": round((self.clock.monotonic() - session.started) * 1000, 1),
+            },
+            "clock_unsynced": not self.clock.synced(),
+        }
+
+    def _commit_and_act(self, outcome: Outcome, fields: dict[str, Any], *, override: Override) -> None:
+        fields = {**fields, "override": override}
+        if override is not None:
+            fields["decision"] = outcome.decision
+        entry_id = self.recorder.record(fields)  # durable before the relay moves
+        opened = outcome.decision == "allow" or override is not None
+        code_to_gate_ms = None
+        if opened:
+            self.act.open_gate(override=override)
+            session = self.session
+            if session is not None and session.last_code_at is not None:
+                code_to_gate_ms = (self.clock.monotonic() - session.last_code_at) * 1000
+        else:
+            self.act.deny(outcome.reasons)
+        if outcome.decision == "deny":
+            self._slow_down_if_attacked()
+        body = fields["temperature"]["body_c"] if fields.get("temperature") else None
+        result = Result(outcome.decision, outcome.reasons, override, entry_id, body, code_to_gate_ms)
+        if self.on_result is not None:
+            self.on_result(result)
+        self.state = "cooldown"
+        self.session = None
+        self._pending = None
+        self._deadline = self.clock.monotonic() + (
+            self.config.gate.relay_pulse_s if opened else self.config.gate.deny_hold_s
+        )
+
+    def _slow_down_if_attacked(self) -> None:
+        if len(self._invalid_times) >= self.config.gate.forgery_limit:
+            self.clock.sleep(self.config.gate.forgery_delay_s)  # slows brute force at this kiosk
+
+    def _finish_attention(self, *, override: Override) -> None:
+        assert self._pending is not None
+        outcome, fields = self._pending
+        self._commit_and_act(outcome, fields, override=override)
+
+    def _manual_open(self, override: Literal["staff", "remote"]) -> None:
+        if self.state == "attention" and self._pending is not None:
+            self._finish_attention(override=override)
+            return
+        if self.state == "collecting":
+            self.session = None
+        fields = {
+            "ts": _iso(self.clock.now()),
+            "direction": "out" if self.config.site.direction == "out" else "in",
+            "decision": "allow", "reasons": [], "override": override, "temperature": None,
+            "health": None, "pass": None, "person": None,
+            "timing_ms": {"decode": 0.0, "decide": 0.0, "session": 0.0},
+            "clock_unsynced": not self.clock.synced(),
+        }
+        outcome = Outcome("allow", (), None, None, None, None)
+        self._commit_and_act(outcome, fields, override=override)
+
+    def _reset_to_idle(self) -> None:
+        self.state = "idle"
+        self.session = None
+        self._pending = None
+        self._deadline = None
+        try:
+            self.act.shut()
+            self.act.show_idle(self.faults)
+        except Exception:
+            log.exception("cannot reset the actuators")
+
+
+def _iso(moment: datetime) -> str:
+    """ISO 8601 UTC with milliseconds and Z."""
+    utc = moment.astimezone(ZoneInfo("UTC")) if moment.tzinfo else moment
+    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
+
