@@ -286,6 +286,7 @@ class HealthConfig(Strict):
     http_timeout_s: float = Field(0.8, gt=0, le=10)
     http_cache_s: float = Field(30.0, ge=0, le=3600)
     http_retries: int = Field(1, ge=0, le=5)
+    http_scan_codes: bool = True  # send unrecognised scanned codes to the platform; false: ID lookups only
     http_token_file: Path | None = None
     http_token_credential: CredentialName = None
 

@@ -43,8 +43,10 @@ class CredentialVerifier:
         http: HttpHealthProvider | None = None,
         registry: Registry | None = None,
         site_key: bytes | None = None,
+        http_scan_codes: bool = True,
     ) -> None:
         self.passes, self.token, self.dcc, self.http = passes, token, dcc, http
+        self.http_scan_codes = http_scan_codes
         self.registry = registry
         self._site_key = site_key
 
@@ -96,7 +98,7 @@ class CredentialVerifier:
             return self.dcc.verify(text, now=now)
         if idnumber.looks_like_id_number(text):
             return self._id_number(text, now)
-        if self.http is not None and text.isprintable():
+        if self.http is not None and self.http_scan_codes and text.isprintable():
             return self.http.check_code(text, now=now)
         return unknown("not a pass, health code or ID number")
 
@@ -187,7 +189,8 @@ def build_verifier(
     if registry is None:
         registry = Registry(config.passes.registry or config.storage.state_dir / "registry.sqlite")
     return CredentialVerifier(
-        passes=passes, token=token, dcc=dcc, http=http, registry=registry, site_key=site_key(config)
+        passes=passes, token=token, dcc=dcc, http=http, registry=registry, site_key=site_key(config),
+        http_scan_codes=health.http_scan_codes,
     )
 
 
