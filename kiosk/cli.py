@@ -87,6 +87,13 @@ def cmd_scan(args: argparse.Namespace) -> int:
     return run_scan(args.paths, as_json=args.json)
 
 
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    """Fit the skin-to-body compensation from reference pairs."""
+    from kiosk.calibrate_cmd import run_calibrate
+
+    return int(run_calibrate(args.file))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="kiosk", description="checkpoint-kiosk gate daemon")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
@@ -109,6 +116,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("scan", help="decode the QR codes in image files (one line per image)")
     p.add_argument("paths", nargs="+", type=Path, metavar="PATH")
     p.add_argument("--json", action="store_true", help="one JSON object per image (a stable contract)")
+
+    p = sub.add_parser("calibrate", help="fit offset_c and ambient_coeff from reference readings (CSV)")
+    p.add_argument("file", type=Path,
+                   help="CSV: skin_c,ambient_c,reference_body_c (the reference from a clinical thermometer)")
 
     p = sub.add_parser("verify", help="classify and verify one scanned payload")
     p.add_argument("payload", help="the payload text; '-' reads it from standard input")
@@ -139,6 +150,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_scan(args)
         if args.command == "verify":
             return cmd_verify(args)
+        if args.command == "calibrate":
+            return cmd_calibrate(args)
     except ConfigError as exc:
         for problem in exc.problems:
             print(f"{exc.path}: {problem}", file=sys.stderr)

@@ -121,7 +121,8 @@ class ThermometerConfig(Strict):
     presence_delta_c: float = Field(1.5, ge=0.1, le=15.0)
     presence_timeout_s: float = Field(8.0, gt=0, le=60)
     outlier_c: float = Field(0.5, gt=0, le=5.0)
-    # body_c = skin_c + offset_c + ambient_coeff * (reference_ambient_c - ambient_c); see `kiosk calibrate`
+    # body_c = skin_c + max(0, offset_c + ambient_coeff * (reference_ambient_c - ambient_c)): never lowers a
+    # reading, so a febrile skin reading stays febrile. Fit the coefficients with `kiosk calibrate`.
     offset_c: float = Field(1.8, ge=-5.0, le=10.0)
     ambient_coeff: float = Field(0.15, ge=0.0, le=1.0)
     reference_ambient_c: float = Field(25.0, ge=-10.0, le=45.0)

@@ -25,7 +25,15 @@ from kiosk.credentials.verdict import Reason, Verdict
 from kiosk.credentials.verify import CredentialVerifier
 from kiosk.policy import HEALTH_KINDS, PASS_KINDS, Facts, Outcome, decide
 from kiosk.scanner import Code
-from kiosk.temperature import Compensation, Measurement, SensorFault, measure
+from kiosk.temperature import (
+    Compensation,
+    Measurement,
+    MeasureOutcome,
+    SensorFault,
+    Unstable,
+    measure,
+    resolve_recheck,
+)
 
 log = logging.getLogger(__name__)
 
@@ -353,21 +361,20 @@ class Gate:
             session.sensor_fault = "no thermometer configured"
             return
         first = self._measure_once()
-        if isinstance(first, Measurement) and first.body_c >= self.config.policy.fever_threshold_c:
+        if isinstance(first, Measurement) and first.recheck_due(self.config.policy.fever_threshold_c):
             self.act.say("measure_again")
-            second = self._measure_once()
-            # Fail safe: the higher of the two readings stands, so a recheck never hides a fever.
-            if isinstance(second, Measurement) and second.body_c > first.body_c:
-                first = second
+            first = resolve_recheck(first, self._measure_once())
+        elif isinstance(first, Unstable):
+            self.act.say("measure_again")
         if isinstance(first, Measurement):
             session.measurement = first
             session.measured_at = self.clock.monotonic()
             self._device(FaultClass.THERMOMETER, True, "")
         elif isinstance(first, SensorFault):
-            session.sensor_fault = first.detail
-            self._device(FaultClass.THERMOMETER, False, first.detail)
+            session.sensor_fault = first.message
+            self._device(FaultClass.THERMOMETER, False, first.message)
 
-    def _measure_once(self) -> Any:
+    def _measure_once(self) -> MeasureOutcome:
         cfg = self.config.thermometer
         assert self._read is not None
         return measure(
@@ -482,7 +489,7 @@ class Gate:
             return
         if self.state == "collecting":
             self.session = None
-        fields = {
+        fields: dict[str, Any] = {
             "ts": _iso(self.clock.now()),
             "direction": "out" if self.config.site.direction == "out" else "in",
             "decision": "allow", "reasons": [], "override": override, "temperature": None,
