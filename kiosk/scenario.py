@@ -31,7 +31,7 @@ class HealthSpec(Strict):
 
 class Person(Strict):
     at_s: float = Field(ge=0)
-    codes: list[str] = []
+    codes: list[str] = Field(default_factory=list)
     pass_: PassSpec | None = Field(None, alias="pass")
     health: HealthSpec | None = None
     id_number: str | None = None
@@ -54,7 +54,7 @@ class Person(Strict):
 
 class Scenario(Strict):
     start: datetime
-    policy: dict[str, Any] = {}
+    policy: dict[str, Any] = Field(default_factory=dict)
     person: list[Person] = Field(min_length=1)
 
     @model_validator(mode="after")
@@ -75,7 +75,8 @@ class Scenario(Strict):
 def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
     out = dict(base)
     for key, value in over.items():
-        out[key] = _merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+        nested = isinstance(value, dict) and isinstance(out.get(key), dict)
+        out[key] = _merge(out[key], value) if nested else value
     return out
 
 

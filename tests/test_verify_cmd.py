@@ -227,3 +227,14 @@ def test_console_scripts_from_the_installed_package(site: Site, capsys: pytest.C
                           capture_output=True, text=True, timeout=60, check=False)
     assert done.returncode == 0 and done.stdout.startswith("id_number: valid registered")
     assert REGISTERED not in done.stdout + done.stderr
+
+
+def test_scan_console_script_json_contract() -> None:
+    frame = Path(cli.__file__).parent / "data" / "frames" / "001-code.png"
+    done = subprocess.run([BIN / "kiosk", "scan", "--json", str(frame)], capture_output=True, text=True,
+                          timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    line = json.loads(done.stdout)
+    assert line["path"] == str(frame) and line["ms"] >= 0
+    assert [c["text"] for c in line["codes"]] == ["checkpoint-kiosk demo frame"]
+    assert base64.b64decode(line["codes"][0]["bytes_b64"]) == b"checkpoint-kiosk demo frame"
