@@ -1,4 +1,4 @@
-"""The `kiosk` command: check-config, check, simulate, scan, verify."""
+"""The `kiosk` command: run, check-config, check, simulate, scan, verify, calibrate."""
 
 from __future__ import annotations
 
@@ -54,14 +54,23 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
-    """Run the emulated devices through a short scripted visit (the full gate comes with the flow)."""
+    """Play a scenario through the real flow on emulated hardware."""
+    from kiosk.scenario import load_scenario
     from kiosk.simulate import run_simulation
 
     config = load_config(Path(args.config)) if args.config else load_embedded()
     if config.hardware != "emulated":
         print("simulate needs a config with hardware = 'emulated'", file=sys.stderr)
         return EXIT_CONFIG
-    return run_simulation(config)
+    scenario = load_scenario(args.scenario)
+    return run_simulation(config, scenario, as_json=args.json, realtime=args.realtime)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """The gate daemon."""
+    from kiosk.app import run
+
+    return run(_load(args))
 
 
 def _verify_config(args: argparse.Namespace) -> KioskConfig:
@@ -110,8 +119,14 @@ def build_parser() -> argparse.ArgumentParser:
     group.add_argument("--config", "-c", help=f"config file (default $KIOSK_CONFIG or {DEFAULT_CONFIG})")
     group.add_argument("--simulate", action="store_true", help="use the embedded simulation config")
 
-    p = sub.add_parser("simulate", help="run a simulated gate on emulated hardware")
+    p = sub.add_parser("run", help="the gate daemon (systemd runs this)")
+    p.add_argument("--config", "-c", help=f"config file (default $KIOSK_CONFIG or {DEFAULT_CONFIG})")
+
+    p = sub.add_parser("simulate", help="a simulated gate: the real flow on emulated hardware, virtual time")
     p.add_argument("--config", "-c", help="an emulated-hardware config (default: embedded)")
+    p.add_argument("--scenario", type=Path, help="scenario TOML (default: the built-in one)")
+    p.add_argument("--json", action="store_true", help="one JSON object per person")
+    p.add_argument("--realtime", action="store_true", help="play in real time, for demos at a real gate")
 
     p = sub.add_parser("scan", help="decode the QR codes in image files (one line per image)")
     p.add_argument("paths", nargs="+", type=Path, metavar="PATH")
@@ -146,6 +161,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_check(args)
         if args.command == "simulate":
             return cmd_simulate(args)
+        if args.command == "run":
+            return cmd_run(args)
         if args.command == "scan":
             return cmd_scan(args)
         if args.command == "verify":

@@ -1,145 +1,298 @@
-"""`kiosk simulate`: a short scripted visit that drives every emulated device through its real driver."""
+"""`kiosk simulate`: the real gate flow on emulated hardware, playing a scenario in virtual time."""
 
 from __future__ import annotations
 
-import statistics
-import threading
+import hashlib
+import heapq
+import hmac
+import json
+import sys
+import tempfile
 import time
-from collections.abc import Callable
-from contextlib import ExitStack
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
 
-from drivers.camera import Camera
+import numpy as np
+import segno
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from kiosk.app import OutboxRecorder, status_provider
+from kiosk.broker import LocalBroker
+from kiosk.clock import VirtualClock
+from kiosk.comms.mqtt import Publisher
 from kiosk.config import KioskConfig
+from kiosk.credentials import idnumber
+from kiosk.credentials.http import HttpHealthProvider
+from kiosk.credentials.keys import KeyRing, kid_for
+from kiosk.credentials.passes import PassVerifier, issue_pass
+from kiosk.credentials.registry import Registry, Resident
+from kiosk.credentials.token import HealthTokenVerifier, issue_token
+from kiosk.credentials.verify import SIMULATION_SITE_KEY, CredentialVerifier
+from kiosk.flow import CodesSeen, Gate, Motion, Result, StaffAck, StaffHold
 from kiosk.hardware import Emulation, Hardware
+from kiosk.outbox import Outbox
+from kiosk.scanner import Debouncer, Scanner
+from kiosk.scenario import Person, Scenario
+from kiosk.sim_platform import HealthPlatform
 
-FOREHEAD_NORMAL_C = 34.9
-FOREHEAD_FEVER_C = 36.6  # forehead skin reads ~1.5-2 °C below body temperature
-SKIN_TO_BODY_C = 2.0  # placeholder offset until the calibrated compensation (issue 4)
+FRAME_W, FRAME_H = 640, 480
+FRAMES_PER_CODE = 3
+MAX_STEPS = 2_000_000  # bounds the event loop whatever the scenario says
+DRAIN_TIMEOUT_S = 20.0
 
 
-class _Log:
-    def __init__(self, out: Callable[[str], None]) -> None:
-        self._t0 = time.monotonic()
-        self._out = out
+@dataclass
+class Outcome:
+    """What happened to one person of the scenario."""
 
-    def __call__(self, message: str) -> None:
-        self._out(f"t+{time.monotonic() - self._t0:5.2f}s  {message}")
+    index: int
+    person: Person
+    result: Result | None = None
+    seq: int | None = None
+    problems: list[str] = field(default_factory=list)
+
+
+class Issuer:
+    """The simulator's own office and health-authority keys, trusted by the emulated kiosk."""
+
+    def __init__(self) -> None:
+        self.office, self.health, self.stranger = (Ed25519PrivateKey.generate() for _ in range(3))
+        self.office_kid = kid_for(self.office.public_key())
+        self.health_kid = kid_for(self.health.public_key())
+        self.revoked: set[str] = set()
+
+    def idh(self, index: int) -> str:
+        """A stable keyed hash standing for person `index`'s ID number."""
+        return hmac.new(SIMULATION_SITE_KEY, f"simulated person {index}".encode(), hashlib.sha256).hexdigest()
+
+    def codes(self, index: int, person: Person, arrival: Any) -> list[str]:
+        """The QR payloads person `index` shows when arriving at `arrival` (aware datetime)."""
+        texts = list(person.codes)
+        idh = self.idh(index)
+        if person.pass_ is not None:
+            spec = person.pass_
+            pid = f"P-{index:05d}"
+            nbf = arrival + timedelta(seconds=spec.valid_from_s)
+            key = self.stranger if spec.forged else self.office
+            texts.append(issue_pass(key, self.office_kid, pid=pid, cat=spec.cat, hh=spec.hh, name="张*",
+                                    idh=idh, nbf=nbf, exp=nbf + timedelta(seconds=spec.valid_for_s)))
+            if spec.revoked:
+                self.revoked.add(pid)
+        if person.health is not None:
+            iat = arrival - timedelta(seconds=person.health.age_s)
+            key = self.stranger if person.health.forged else self.health
+            texts.append(issue_token(key, self.health_kid, st=person.health.status, idh=idh, iat=iat,
+                                     exp=iat + timedelta(hours=1)))
+        if person.id_number is not None:
+            texts.append(person.id_number)
+        return texts
+
+
+def render(texts: list[str]) -> np.ndarray[Any, np.dtype[np.uint8]]:
+    """A 640×480 gray frame showing the codes side by side, as a phone screen held up to the camera."""
+    frame = np.full((FRAME_H, FRAME_W), 180, np.uint8)
+    slot_w = FRAME_W // len(texts)
+    for i, text in enumerate(texts):
+        matrix = np.array(segno.make(text, error="m", micro=False).matrix, dtype=bool)
+        size = matrix.shape[0] + 8  # four modules of quiet zone on each side
+        scale = max(1, min((slot_w - 8) // size, (FRAME_H - 8) // size, 6))
+        tile = np.full((size, size), 255, np.uint8)
+        tile[4:-4, 4:-4] = np.where(matrix, 0, 255)
+        image = np.kron(tile, np.ones((scale, scale), np.uint8))
+        h, w = image.shape
+        top, left = (FRAME_H - h) // 2, i * slot_w + (slot_w - w) // 2
+        frame[top : top + h, left : left + w] = image
+    return frame
+
+
+@contextmanager
+def _broker(config: KioskConfig) -> Iterator[KioskConfig]:
+    """The config's broker, or a private mosquitto on a free loopback port."""
+    if not config.mqtt.local_broker:
+        yield config
+        return
+    with LocalBroker(host=config.mqtt.host, port=config.mqtt.port) as broker:
+        mqtt = config.mqtt.model_copy(update={"port": broker.port, "local_broker": False})
+        yield config.model_copy(update={"mqtt": mqtt})
 
 
 def run_simulation(
-    config: KioskConfig, *, emulation: Emulation | None = None, out: Callable[[str], None] = print
+    config: KioskConfig,
+    scenario: Scenario,
+    *,
+    as_json: bool = False,
+    realtime: bool = False,
+    out: Callable[[str], None] = print,
+    emulation: Emulation | None = None,
 ) -> int:
-    """Play two visitors and a staff override on the emulated devices; 0 when every step did its job."""
-    emulation = emulation or Emulation(realtime_camera=False)
-    hw = Hardware(config, emulation=emulation)
-    assert hw.emulation is not None and hw.emulation.chip is not None
-    chip, pins = hw.emulation.chip, hw.emulation.pin_factory
-    log = _Log(out)
-    failures: list[str] = []
-    pulses: list[str] = []
-
+    """Play `scenario` through the real flow; 0 when every expectation held."""
+    config = config.model_copy(update={"policy": scenario.policy_over(config.policy)})
+    started = time.monotonic()
     with ExitStack() as stack:
-        relay = stack.enter_context(hw.relay())
-        leds = stack.enter_context(hw.leds())
-        voice = stack.enter_context(hw.voice())
-        voice.prepare()  # render every prompt up front, as the daemon does at start
+        state = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="kiosk-sim-")))
+        config = stack.enter_context(_broker(config))
+        clock = VirtualClock(scenario.start, realtime=realtime)
+        issuer = Issuer()
+        hw = Hardware(config, emulation=emulation or Emulation(realtime_camera=False))
+        assert hw.emulation is not None and hw.emulation.chip is not None
+        chip = hw.emulation.chip
+        platform = stack.enter_context(HealthPlatform(now=clock.now))
+        registry = Registry(state / "registry.sqlite")
+        verifier = stack.enter_context(CredentialVerifier(
+            passes=PassVerifier(KeyRing.of(issuer.office.public_key()),
+                                revoked=lambda: frozenset(issuer.revoked)),
+            token=HealthTokenVerifier(KeyRing.of(issuer.health.public_key()),
+                                      max_age_s=config.health.max_age_s),
+            http=HttpHealthProvider(platform.url, timeout_s=2.0, cache_s=0, clock=clock.monotonic),
+            registry=registry, site_key=SIMULATION_SITE_KEY, http_scan_codes=False,
+        ))
+        outbox = stack.enter_context(Outbox(state / "outbox.sqlite", site=config.site.id,
+                                            kiosk=config.site.kiosk))
         sensor = stack.enter_context(hw.thermometer())
-        pir = hw.pir()
-        button = hw.button()
-        if pir is not None:
-            stack.enter_context(pir)
-            time.sleep(3 / config.pir.sample_rate)  # let its sampling settle, as a real PIR warms up
-        if button is not None:
-            stack.enter_context(button)
-        leds.idle()
-        log(f"idle: leds {leds.pattern}, gate {'open' if relay.is_open else 'shut'}")
+        relay, leds = stack.enter_context(hw.relay()), stack.enter_context(hw.leds())
+        voice = stack.enter_context(hw.voice())
+        voice.prepare()
+        publisher = Publisher(config.mqtt, outbox, status=status_provider(lambda: gate))
+        stack.callback(publisher.close)
+        publisher.start()
+        recorder = OutboxRecorder(outbox, publisher)
+        outcomes = [Outcome(i + 1, p) for i, p in enumerate(scenario.person)]
+        current: list[Outcome] = []
 
-        greeted = threading.Event()
-        if pir is not None:
-            def greet() -> None:
-                voice.say("greet")
-                greeted.set()
-            pir.when_motion = greet
-        if button is not None:
-            def hold_open() -> None:
-                relay.pulse(config.gate.relay_pulse_s)
-                pulses.append("staff")
-                voice.say("override")
-            button.when_hold_open = hold_open
+        def on_result(result: Result) -> None:
+            if current and current[-1].result is None:
+                current[-1].result = result
+                current[-1].seq = recorder.last_seq
+            chip.object_c = chip.ambient_c  # the person walks on
 
-        def visit(name: str, forehead_c: float) -> None:
-            if pir is not None:
-                greeted.clear()
-                pins.pin(config.pir.pin).drive_high()
-                if not greeted.wait(2.0):
-                    failures.append(f"{name}: no greeting on motion")
-                voice.wait_idle(5.0)
-                log(f"{name}: motion on the PIR → voice 'greet'")
-            frames = _read_frames(hw, count=config.camera.fps)
-            log(f"{name}: camera gave {frames} frames")
-            if frames < config.camera.fps:
-                failures.append(f"{name}: camera gave {frames} of {config.camera.fps} frames")
-            voice.say("measure")
-            voice.wait_idle(5.0)
-            chip.object_c = forehead_c
-            samples = [sensor.object_c for _ in range(config.thermometer.samples)]
-            skin_c = statistics.median(samples)
-            body_c = skin_c + SKIN_TO_BODY_C
-            ambient_c = sensor.ambient_c
-            log(f"{name}: forehead {skin_c:.1f} °C (ambient {ambient_c:.1f} °C) → body ≈ {body_c:.1f} °C")
-            if body_c < config.policy.fever_threshold_c:
-                leds.allow()
-                relay.pulse(config.gate.relay_pulse_s)
-                pulses.append(name)
-                voice.say("allow")
-                log(f"{name}: allow: leds {leds.pattern}, gate {'open' if relay.is_open else 'shut'}")
-            else:
-                leds.attention()
-                voice.say("fever")
-                log(f"{name}: attention (fever): leds {leds.pattern}, gate stays shut")
-            if pir is not None:
-                pins.pin(config.pir.pin).drive_low()
-            chip.object_c = chip.ambient_c
-            time.sleep(config.gate.relay_pulse_s + 0.1)
-            if relay.is_open:
-                failures.append(f"{name}: gate still open after its pulse")
+        from kiosk.actuate import Actuators
 
-        visit("visitor 1", FOREHEAD_NORMAL_C)
-        visit("visitor 2", FOREHEAD_FEVER_C)
-        if button is not None:
-            log("staff: holding the button to open for visitor 2")
-            pin = pins.pin(config.button.pin)
-            pin.drive_low() if config.button.pull_up else pin.drive_high()
-            time.sleep(config.button.hold_s + 0.2)
-            pin.drive_high() if config.button.pull_up else pin.drive_low()
-            log(f"staff: override, gate {'open' if relay.is_open else 'shut'}")
-            time.sleep(config.gate.relay_pulse_s + 0.1)
-        leds.idle()
-        voice.wait_idle(5.0)
-
-    said = emulation.sink.said()
-    out(f"said: {', '.join(said)}")
-    out(f"gate pulses: {len(pulses)} ({', '.join(pulses)}); gate now shut")
-    expected = 1 + (button is not None)  # visitor 1 and the staff override; the fever opens nothing
-    if len(pulses) != expected:
-        failures.append(f"expected {expected} gate pulses, got {len(pulses)}")
-    for failure in failures:
-        out(f"FAILED: {failure}")
-    return 1 if failures else 0
+        gate = Gate(config, actuators=Actuators(relay=relay, leds=leds, voice=voice,
+                                                relay_pulse_s=config.gate.relay_pulse_s),
+                    read_thermometer=sensor.read, verifier=verifier, recorder=recorder, clock=clock,
+                    on_result=on_result)
+        scanner = Scanner()
+        debouncer = Debouncer(clock=clock.monotonic)
+        timeline = _timeline(outcomes, issuer, registry, platform, clock, chip, gate, scanner, debouncer,
+                             current)
+        _play(timeline, gate, clock)
+        drained = _drain(outbox, publisher)
+    return _report(outcomes, as_json=as_json, out=out, drained=drained, gate=gate,
+                   elapsed_s=time.monotonic() - started)
 
 
-def _read_frames(hw: Hardware, *, count: int) -> int:
-    """Read up to `count` frames through the supervised camera; the number read."""
-    stop = threading.Event()
-    deadline = threading.Timer(2.0, stop.set)  # a camera that never opens must not hang the run
-    deadline.start()
-    camera = Camera(hw.camera_source, backoff_initial_s=0.05, backoff_max_s=0.2)
-    read = 0
-    try:
-        for _frame in camera.frames(stop):
-            read += 1
-            if read >= count:
-                stop.set()
-    finally:
-        deadline.cancel()
-    return read
+Action = Callable[[], None]
+
+
+def _timeline(outcomes: list[Outcome], issuer: Issuer, registry: Registry, platform: HealthPlatform,
+              clock: VirtualClock, chip: Any, gate: Gate, scanner: Scanner, debouncer: Debouncer,
+              current: list[Outcome]) -> list[tuple[float, int, Action]]:
+    """Every scheduled action of the scenario, as (virtual time, order, action)."""
+    events: list[tuple[float, int, Action]] = []
+
+    def at(t: float, action: Action) -> None:
+        events.append((t, len(events), action))
+
+    for outcome in outcomes:
+        person, t0 = outcome.person, outcome.person.at_s
+        if person.id_number is not None:
+            ref = idnumber.parse(person.id_number).person_ref(SIMULATION_SITE_KEY)
+            if person.registered:
+                registry.upsert([Resident(ref, idnumber.mask(person.id_number), person.household)])
+            platform.set_status(ref, "green")
+
+        def arrive(o: Outcome = outcome) -> None:
+            current.append(o)
+            chip.ambient_c = o.person.ambient_c
+            chip.object_c = o.person.ambient_c
+            gate.submit(Motion())
+
+        def forehead(o: Outcome = outcome) -> None:
+            chip.object_c = o.person.skin_c
+
+        at(t0, arrive)
+        at(t0 + 0.3, forehead)
+        texts = issuer.codes(outcome.index, person, clock.now() + timedelta(seconds=t0))
+        groups = [texts] if person.together else [[text] for text in texts]
+        for g, group in enumerate(groups):
+            frame = render(group)
+            for f in range(FRAMES_PER_CODE):
+                def show(frame: Any = frame) -> None:
+                    t_start = time.perf_counter()
+                    codes = debouncer.feed(scanner(frame))
+                    decode_ms = (time.perf_counter() - t_start) * 1000
+                    if codes:
+                        gate.submit(CodesSeen(tuple(codes), decode_ms, clock.monotonic()))
+                at(t0 + 1.0 + 1.5 * g + f / 15, show)
+        if person.staff is not None:
+            def staff(kind: str = person.staff) -> None:
+                if gate.state == "attention":
+                    gate.submit(StaffHold() if kind == "hold" else StaffAck())
+            at(t0 + 1.0 + 1.5 * len(groups) + 8.0, staff)
+    heapq.heapify(events)
+    return events
+
+
+def _play(events: list[tuple[float, int, Action]], gate: Gate, clock: VirtualClock) -> None:
+    """Run actions and gate timers in time order, skipping idle gaps."""
+    for _ in range(MAX_STEPS):
+        deadline = gate.next_deadline()
+        next_event = events[0][0] if events else None
+        if next_event is None and gate.state == "idle":
+            return
+        candidates = [t for t in (next_event, deadline) if t is not None]
+        clock.advance_to(min(candidates))
+        if events and events[0][0] <= clock.monotonic():
+            _, _, action = heapq.heappop(events)
+            action()
+            gate.drain()
+        else:
+            gate.step(None)
+    raise RuntimeError(f"simulation did not settle within {MAX_STEPS} steps")
+
+
+def _drain(outbox: Outbox, publisher: Publisher) -> bool:
+    """Wait (bounded, real time) until the broker has acknowledged every entry."""
+    deadline = time.monotonic() + DRAIN_TIMEOUT_S
+    publisher.wake()
+    while time.monotonic() < deadline:
+        if outbox.backlog().backlog == 0:
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def _report(outcomes: list[Outcome], *, as_json: bool, out: Callable[[str], None], drained: bool,
+            gate: Gate, elapsed_s: float) -> int:
+    mismatches = 0
+    for o in outcomes:
+        result, person = o.result, o.person
+        decision = result.decision if result else "abandoned"
+        reasons = [str(r) for r in result.reasons] if result else []
+        if person.expect is not None and person.expect != decision:
+            o.problems.append(f"expected {person.expect}, got {decision}")
+        if person.expect_reasons is not None and [str(r) for r in person.expect_reasons] != reasons:
+            o.problems.append(f"expected reasons {[str(r) for r in person.expect_reasons]}, got {reasons}")
+        mismatches += bool(o.problems)
+        body_c = result.body_c if result else None
+        if as_json:
+            out(json.dumps({"person": o.index, "decision": decision, "reasons": reasons, "body_c": body_c,
+                            "entry_id": result.entry_id if result else None, "seq": o.seq,
+                            "override": result.override if result else None, "problems": o.problems},
+                           ensure_ascii=False))
+            continue
+        temp = f"{body_c:5.1f} °C" if body_c is not None else "   --   "
+        override = f" (opened by {result.override})" if result and result.override else ""
+        mark = "ok" if not o.problems else "MISMATCH: " + "; ".join(o.problems)
+        out(f"#{o.index:<2} {decision:<10} {temp}  {','.join(reasons) or '-':<34} "
+            f"{person.label}{override}  [{mark}]")
+    summary = (f"{len(outcomes)} people, {sum(1 for o in outcomes if o.result)} entries, "
+               f"{gate.abandoned} abandoned, {mismatches} mismatches; "
+               f"broker {'acknowledged every entry' if drained else 'did NOT acknowledge every entry'}; "
+               f"{elapsed_s:.1f} s")
+    (lambda s: print(s, file=sys.stderr) if as_json else out(s))(summary)
+    return 1 if mismatches or not drained else 0

@@ -1,0 +1,187 @@
+"""`kiosk run`: wires the devices, the flow, the outbox and the publisher; owns start and stop."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import threading
+import time
+from collections.abc import Callable
+from contextlib import ExitStack
+from datetime import datetime
+from typing import Any
+
+from drivers.camera import Camera, CameraError
+from drivers.leds import FaultClass
+from kiosk import __version__
+from kiosk.actuate import Actuators
+from kiosk.clock import SystemClock
+from kiosk.comms.mqtt import Publisher
+from kiosk.config import KioskConfig
+from kiosk.credentials.revocation import RevocationList
+from kiosk.credentials.verify import build_verifier
+from kiosk.entry import Devices, EntryDraft, OutboxState
+from kiosk.flow import CodesSeen, DeviceState, Gate, Motion, RemoteOpen, StaffAck, StaffHold
+from kiosk.hardware import Hardware
+from kiosk.outbox import Outbox
+from kiosk.scanner import Debouncer, Scanner
+
+log = logging.getLogger(__name__)
+
+JOIN_TIMEOUT_S = 5.0
+WATCHDOG_STALE_S = 10.0  # the gate loop must have turned within this for a watchdog ping
+
+
+class OutboxRecorder:
+    """The flow's recorder: entries and alerts go to the outbox first, then the publisher is nudged."""
+
+    def __init__(self, outbox: Outbox, publisher: Publisher | None) -> None:
+        self.outbox = outbox
+        self.publisher = publisher
+        self.last_seq: int | None = None
+
+    def record(self, fields: dict[str, Any]) -> str:
+        entry = self.outbox.append(EntryDraft.model_validate(fields))
+        self.last_seq = entry.seq
+        if self.publisher is not None:
+            self.publisher.wake()
+        return str(entry.id)
+
+    def household_allowed_since(self, household: str, since: datetime) -> int:
+        return self.outbox.count_allowed(household, since)
+
+    def alert(self, kind: str, detail: str, entry_id: str | None = None) -> None:
+        try:
+            self.outbox.append_alert(kind, detail, entry_id)  # type: ignore[arg-type]
+        except Exception:
+            log.exception("cannot record the %s alert", kind)
+            return
+        if self.publisher is not None:
+            self.publisher.wake()
+
+
+def status_provider(gate: Callable[[], Gate | None]) -> Callable[[OutboxState], Devices]:
+    """The publisher's status callback: device states as the gate sees them."""
+
+    def provide(_outbox: OutboxState) -> Devices:
+        current = gate()
+        faults = current.faults if current is not None else {}
+        return Devices(
+            camera="fault" if FaultClass.CAMERA in faults else "ok",
+            thermometer="fault" if FaultClass.THERMOMETER in faults else "ok",
+        )
+
+    return provide
+
+
+def sd_notify(message: str) -> None:
+    """Tell systemd about our state (READY=1, WATCHDOG=1, STOPPING=1); a no-op outside systemd."""
+    address = os.environ.get("NOTIFY_SOCKET")
+    if not address:
+        return
+    if address.startswith("@"):
+        address = "\0" + address[1:]
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+            sock.sendto(message.encode(), address)
+    except OSError as exc:
+        log.warning("sd_notify %s failed: %s", message, exc)
+
+
+def _camera_loop(hw: Hardware, gate: Gate, stop: threading.Event) -> None:
+    """Frames → scanner → debouncer → gate, riding out camera failures."""
+    scanner, debouncer = Scanner(), Debouncer()
+
+    def fault(exc: CameraError) -> None:
+        gate.submit(DeviceState(FaultClass.CAMERA, False, str(exc)))
+
+    def recover() -> None:
+        gate.submit(DeviceState(FaultClass.CAMERA, True))
+
+    cfg = hw.config.camera
+    camera = Camera(hw.camera_source, backoff_initial_s=cfg.reopen_backoff_s,
+                    backoff_max_s=cfg.reopen_backoff_max_s, on_fault=fault, on_recover=recover)
+    for frame in camera.frames(stop):
+        started = time.perf_counter()
+        codes = debouncer.feed(scanner(frame))
+        if codes:
+            decode_ms = (time.perf_counter() - started) * 1000
+            gate.submit(CodesSeen(tuple(codes), decode_ms, gate.clock.monotonic()))
+
+
+def run(config: KioskConfig, *, stop: threading.Event | None = None) -> int:
+    """The daemon: returns when SIGTERM/SIGINT (or `stop`) asks it to."""
+    stop = stop or threading.Event()
+    if threading.current_thread() is threading.main_thread():
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, lambda *_: stop.set())
+    hw = Hardware(config)
+    with ExitStack() as stack:
+        relay = stack.enter_context(hw.relay())  # claimed shut first, so nothing moves during start-up
+        leds = stack.enter_context(hw.leds())
+        voice = stack.enter_context(hw.voice()) if config.voice.enabled else None
+        if voice is not None:
+            try:
+                voice.prepare()
+            except Exception as exc:
+                log.error("voice prompts unavailable: %s", exc)
+        sensor = stack.enter_context(hw.thermometer())
+        outbox = stack.enter_context(Outbox.from_config(config.storage, config.site))
+        revocations = None
+        if config.passes.keys_dir is not None:
+            from kiosk.credentials.keys import KeyRing
+
+            revocations = RevocationList(KeyRing.from_dir(config.passes.keys_dir), site=config.site.id,
+                                         path=config.storage.state_dir / "revocations.txt")
+        verifier = stack.enter_context(build_verifier(config, revocations=revocations))
+        gate_ref: list[Gate] = []
+        commands = {
+            "open": lambda cmd: gate_ref[0].submit(RemoteOpen(str(cmd.get("by", "?")))),
+            "ping": lambda cmd: publisher.publish_status(),
+            "reload": lambda cmd: log.info("reload requested by %s (restart the service to reload config)",
+                                           cmd.get("by", "?")),
+        }
+        publisher = Publisher(config.mqtt, outbox, status=status_provider(lambda: gate_ref[0] if gate_ref else None),
+                              commands=commands, stop=stop, backlog_alert=config.storage.backlog_alert,
+                              on_revocations=revocations.offer if revocations is not None else None)
+        stack.callback(publisher.close)
+        recorder = OutboxRecorder(outbox, publisher)
+        clock = SystemClock(anchor_file=config.storage.state_dir / "trusted-time", stop=stop)
+        gate = Gate(config, actuators=Actuators(relay=relay, leds=leds, voice=voice,
+                                                relay_pulse_s=config.gate.relay_pulse_s),
+                    read_thermometer=sensor.read, verifier=verifier, recorder=recorder, clock=clock)
+        gate_ref.append(gate)
+        for device, attach in ((hw.pir(), "pir"), (hw.button(), "button")):
+            if device is None:
+                continue
+            stack.enter_context(device)
+            if attach == "pir":
+                device.when_motion = lambda: gate.submit(Motion())  # type: ignore[union-attr]
+            else:
+                device.when_hold_open = lambda: gate.submit(StaffHold())  # type: ignore[union-attr]
+                device.when_acknowledge = lambda: gate.submit(StaffAck())  # type: ignore[union-attr]
+        publisher.start()
+        threads = [
+            threading.Thread(target=gate.run, args=(stop,), name="gate"),
+            threading.Thread(target=_camera_loop, args=(hw, gate, stop), name="camera"),
+        ]
+        for thread in threads:
+            thread.start()
+        sd_notify("READY=1")
+        log.info("kiosk %s/%s running (checkpoint-kiosk %s)", config.site.id, config.site.kiosk, __version__)
+        broker_ok: bool | None = None
+        while not stop.wait(1.0):
+            if all(t.is_alive() for t in threads) and time.monotonic() - gate.heartbeat < WATCHDOG_STALE_S:
+                sd_notify("WATCHDOG=1")  # only while the gate loop is alive
+            if publisher.connected != broker_ok:
+                broker_ok = publisher.connected
+                gate.submit(DeviceState(FaultClass.BROKER, broker_ok, "" if broker_ok else "not connected"))
+        sd_notify("STOPPING=1")
+        for thread in threads:
+            thread.join(JOIN_TIMEOUT_S)
+            if thread.is_alive():
+                log.warning("thread %s did not stop within %g s", thread.name, JOIN_TIMEOUT_S)
+        relay.shut()
+    return 0
