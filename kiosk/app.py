@@ -17,9 +17,11 @@ from drivers.camera import Camera, CameraError
 from drivers.leds import FaultClass
 from kiosk import __version__
 from kiosk.actuate import Actuators
+from kiosk.broker import LocalBroker
 from kiosk.clock import SystemClock
 from kiosk.comms.mqtt import Publisher
 from kiosk.config import KioskConfig
+from kiosk.credentials.keys import KeyRing
 from kiosk.credentials.revocation import RevocationList
 from kiosk.credentials.verify import build_verifier
 from kiosk.entry import Devices, EntryDraft, OutboxState
@@ -111,15 +113,19 @@ def _camera_loop(hw: Hardware, gate: Gate, stop: threading.Event) -> None:
             gate.submit(CodesSeen(tuple(codes), decode_ms, gate.clock.monotonic()))
 
 
-def run(config: KioskConfig, *, stop: threading.Event | None = None) -> int:
+def run(config: KioskConfig, *, stop: threading.Event | None = None, hardware: Hardware | None = None) -> int:
     """The daemon: returns when SIGTERM/SIGINT (or `stop`) asks it to."""
     stop = stop or threading.Event()
     if threading.current_thread() is threading.main_thread():
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, lambda *_: stop.set())
-    hw = Hardware(config)
+    hw = hardware or Hardware(config)
     with ExitStack() as stack:
         relay = stack.enter_context(hw.relay())  # claimed shut first, so nothing moves during start-up
+        if config.mqtt.local_broker:
+            broker = stack.enter_context(LocalBroker(host=config.mqtt.host, port=config.mqtt.port))
+            mqtt = config.mqtt.model_copy(update={"port": broker.port, "local_broker": False})
+            config = config.model_copy(update={"mqtt": mqtt})
         leds = stack.enter_context(hw.leds())
         voice = stack.enter_context(hw.voice()) if config.voice.enabled else None
         if voice is not None:
@@ -131,19 +137,19 @@ def run(config: KioskConfig, *, stop: threading.Event | None = None) -> int:
         outbox = stack.enter_context(Outbox.from_config(config.storage, config.site))
         revocations = None
         if config.passes.keys_dir is not None:
-            from kiosk.credentials.keys import KeyRing
-
             revocations = RevocationList(KeyRing.from_dir(config.passes.keys_dir), site=config.site.id,
                                          path=config.storage.state_dir / "revocations.txt")
         verifier = stack.enter_context(build_verifier(config, revocations=revocations))
         gate_ref: list[Gate] = []
+        publisher: Publisher
         commands = {
             "open": lambda cmd: gate_ref[0].submit(RemoteOpen(str(cmd.get("by", "?")))),
             "ping": lambda cmd: publisher.publish_status(),
             "reload": lambda cmd: log.info("reload requested by %s (restart the service to reload config)",
                                            cmd.get("by", "?")),
         }
-        publisher = Publisher(config.mqtt, outbox, status=status_provider(lambda: gate_ref[0] if gate_ref else None),
+        publisher = Publisher(config.mqtt, outbox,
+                              status=status_provider(lambda: gate_ref[0] if gate_ref else None),
                               commands=commands, stop=stop, backlog_alert=config.storage.backlog_alert,
                               on_revocations=revocations.offer if revocations is not None else None)
         stack.callback(publisher.close)

@@ -147,11 +147,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+_PRIORITY = {logging.DEBUG: 7, logging.INFO: 6, logging.WARNING: 4, logging.ERROR: 3, logging.CRITICAL: 2}
+
+
+def _journal_priority(record: logging.LogRecord) -> bool:
+    record.priority = f"<{_PRIORITY.get(record.levelno, 6)}>"
+    return True
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    level = logging.DEBUG if args.verbose else logging.INFO if args.command == "run" else logging.WARNING
+    if os.environ.get("JOURNAL_STREAM"):
+        # journald stamps the time itself and reads the <N> prefix as the syslog priority.
+        logging.basicConfig(level=level, format="%(priority)s%(name)s: %(message)s")
+        logging.getLogger().handlers[0].addFilter(_journal_priority)
+    else:
+        logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if args.check_config is not None:
         return cmd_check_config(args.check_config)
     try:

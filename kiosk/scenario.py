@@ -8,7 +8,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, ValidationError, model_validator
+from pydantic import ConfigDict, Field, ValidationError, model_validator
 
 from kiosk.config import ConfigError, PolicyConfig, Strict, _describe
 from kiosk.credentials.verdict import Colour, HealthStatus, Reason
@@ -30,6 +30,8 @@ class HealthSpec(Strict):
 
 
 class Person(Strict):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
     at_s: float = Field(ge=0)
     codes: list[str] = Field(default_factory=list)
     pass_: PassSpec | None = Field(None, alias="pass")
