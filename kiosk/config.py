@@ -368,6 +368,7 @@ def find_line(text: str, dotted: str) -> int | None:
     """Best-effort 1-based line of a dotted key in TOML text (tables, keys and sub-tables)."""
     parts = dotted.split(".")
     table: list[str] = []
+    arrays: dict[tuple[str, ...], int] = {}  # [[name]] headers seen so far: the pydantic loc has the index
     best, best_len = None, 0
     for number, raw in enumerate(text.splitlines(), start=1):
         line = raw.strip()
@@ -375,6 +376,9 @@ def find_line(text: str, dotted: str) -> int | None:
         key = None if header else re.match(r"([A-Za-z0-9_.\"' -]+?)\s*=", line)
         if header:
             table = [p.strip().strip("\"'") for p in header.group(1).split(".")]
+            if line.startswith("[["):
+                arrays[tuple(table)] = arrays.get(tuple(table), -1) + 1
+                table = [*table, str(arrays[tuple(table)])]
             full = table
         elif key:
             full = table + [p.strip().strip("\"'") for p in key.group(1).split(".")]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 from pathlib import Path
 
 import pytest
@@ -12,7 +11,6 @@ from kiosk.broker import LocalBroker, free_port
 from kiosk.config import KioskConfig, embedded_config_text, load_config, load_embedded
 from kiosk.hardware import Emulation, Hardware
 from kiosk.selftest import run_self_test
-from kiosk.simulate import run_simulation
 
 FRAMES = Path(cli.__file__).parent / "data" / "frames"
 
@@ -101,18 +99,3 @@ def test_disabled_devices_say_so(tmp_path: Path) -> None:
     found = lines(load_config(path))
     assert found["pir"] == "pir disabled"
     assert found["button"] == "button disabled"
-
-
-def test_simulation_runs_the_script_and_says_each_prompt(capsys: pytest.CaptureFixture[str]) -> None:
-    emulation = Emulation(realtime_camera=False)
-    assert run_simulation(load_embedded(), emulation=emulation) == 0
-    out = capsys.readouterr().out
-    assert "visitor 1: allow" in out and "visitor 2: attention (fever)" in out
-    assert "gate pulses: 2 (visitor 1, staff)" in out
-    assert emulation.sink.said() == ["greet", "measure", "allow", "greet", "measure", "fever", "override"]
-    # The relay board is active-low: each pulse is a low stretch on the pin, and the run ends high (shut).
-    relay_pin = emulation.pin_factory.pin(load_embedded().gate.relay_pin)
-    levels = [bool(s.state) for s in relay_pin.states]
-    falls = sum(1 for before, after in itertools.pairwise(levels) if before and not after)
-    assert falls == 2
-    assert levels[-1] is True

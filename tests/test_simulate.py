@@ -1,0 +1,93 @@
+"""`kiosk simulate`: the built-in scenario end to end, the scenario contract and its errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from kiosk import cli
+from kiosk.config import ConfigError, load_embedded
+from kiosk.hardware import Emulation
+from kiosk.scenario import load_scenario, parse_scenario
+from kiosk.simulate import run_simulation
+
+
+def test_builtin_scenario_meets_every_expectation(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["simulate", "--json"]) == 0
+    captured = capsys.readouterr()
+    people = [json.loads(line) for line in captured.out.splitlines()]
+    scenario = load_scenario(None)
+    assert [p["person"] for p in people] == list(range(1, len(scenario.person) + 1))
+    for person, spec in zip(people, scenario.person, strict=True):
+        assert person["decision"] == spec.expect, (spec.label, person)
+        assert person["problems"] == []
+    seqs = [p["seq"] for p in people]
+    assert seqs == list(range(1, len(people) + 1))
+    assert len({p["entry_id"] for p in people}) == len(people)
+    assert "broker acknowledged every entry" in captured.err
+    decisions = {p["decision"] for p in people}
+    assert decisions == {"allow", "deny", "attention"}
+
+
+def test_a_wrong_expectation_is_reported_and_fails(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    scenario = parse_scenario("""
+start = 2026-11-23T09:00:00+08:00
+[[person]]
+at_s = 0
+pass = { cat = "green", hh = "1-1-1" }
+health = { status = "red" }
+expect = "allow"
+""")
+    emulation = Emulation(realtime_camera=False)
+    assert run_simulation(load_embedded(), scenario, emulation=emulation) == 1
+    out = capsys.readouterr().out
+    assert "MISMATCH: expected allow, got deny" in out
+    assert "health_code_red" in out
+    said = emulation.sink.said()
+    assert said[0] == "greet" and said[-1] == "health_code_red"
+
+
+def test_policy_overrides_and_codes_together(capsys: pytest.CaptureFixture[str]) -> None:
+    scenario = parse_scenario("""
+start = 2026-11-23T09:00:00+08:00
+[policy]
+require = ["health"]
+[[person]]
+at_s = 0
+health = { status = "yellow" }
+expect = "attention"
+expect_reasons = ["health_code_yellow"]
+[[person]]
+at_s = 120
+health = { status = "green" }
+pass = { cat = "blue", hh = "1-1-1", revoked = true }
+together = true
+expect = "allow"
+""")
+    assert run_simulation(load_embedded(), scenario) == 0
+
+
+@pytest.mark.parametrize(
+    ("text", "needle"),
+    [
+        ("start = 2026-11-23T09:00:00+08:00\n[[person]]\nat_s = -1\nhealth = {}\n", "person.0.at_s (line 3)"),
+        ("start = 2026-11-23T09:00:00+08:00\n[[person]]\nat_s = 0\nhealht = {}\n", "unknown key 'healht'"),
+        ("start = 2026-11-23T09:00:00\n[[person]]\nat_s = 0\nhealth = {}\n", "UTC offset"),
+        ("start = 2026-11-23T09:00:00+08:00\n[policy]\nfever_threshold_c = 50\n[[person]]\nat_s = 0\n"
+         "health = {}\n", "policy.fever_threshold_c"),
+        ("start = 2026-11-23T09:00:00+08:00\n[[person]]\nat_s = 0\n", "at least one of"),
+    ],
+)
+def test_scenario_errors_name_the_key(text: str, needle: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_scenario(text)
+    assert needle in "\n".join(info.value.problems)
+
+
+def test_cli_reports_a_bad_scenario_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "s.toml"
+    bad.write_text("start = 1\n")
+    assert cli.main(["simulate", "--scenario", str(bad)]) == 2
+    assert str(bad) in capsys.readouterr().err
