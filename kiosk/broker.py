@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -29,31 +31,55 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 
 class LocalBroker:
-    """A mosquitto process listening only on a loopback address."""
+    """A mosquitto process listening only on a loopback address.
+
+    Without options anyone may connect. With `password_file` anonymous clients are refused, `acl_file`
+    applies an ACL, `persistence_dir` keeps retained messages and sessions across restarts, and
+    `extra_config` lines are appended. `stop()` then `start()` restarts it on the same port.
+    """
 
     def __init__(self, *, host: str = "127.0.0.1", port: int = 0, mosquitto: str = "mosquitto",
-                 start_timeout_s: float = 5.0) -> None:
+                 start_timeout_s: float = 5.0, password_file: Path | None = None,
+                 acl_file: Path | None = None, persistence_dir: Path | None = None,
+                 extra_config: str = "") -> None:
         if host not in ("127.0.0.1", "::1", "localhost"):
             raise ValueError("LocalBroker listens on loopback only")
         self.host = host
         self.port = port or free_port(host)
+        self.password_file = password_file
+        self.acl_file = acl_file
+        self.persistence_dir = persistence_dir
+        self.extra_config = extra_config
         self._mosquitto = mosquitto
         self._start_timeout_s = start_timeout_s
         self._proc: subprocess.Popen[bytes] | None = None
         self._dir: tempfile.TemporaryDirectory[str] | None = None
+
+    def _config(self) -> str:
+        lines = [f"listener {self.port} {self.host}",
+                 f"allow_anonymous {'false' if self.password_file else 'true'}",
+                 f"persistence {'true' if self.persistence_dir else 'false'}"]
+        if self.password_file is not None:
+            lines.append(f"password_file {self.password_file.resolve()}")
+        if self.acl_file is not None:
+            lines.append(f"acl_file {self.acl_file.resolve()}")
+        if self.persistence_dir is not None:
+            lines.append(f"persistence_location {self.persistence_dir.resolve()}/")
+        if os.geteuid() == 0 and (self.password_file or self.acl_file or self.persistence_dir):
+            lines.append("user root")  # else mosquitto drops to user mosquitto and cannot read our files
+        lines += ["log_dest stderr", "log_type error", "log_type warning", self.extra_config]
+        return "\n".join(lines) + "\n"
 
     def start(self) -> LocalBroker:
         """Start mosquitto and wait until it accepts connections."""
         exe = shutil.which(self._mosquitto)
         if exe is None:
             raise BrokerError(f"{self._mosquitto} not found; install the mosquitto package")
+        if self._proc is not None:
+            raise BrokerError("LocalBroker is already running")
         self._dir = tempfile.TemporaryDirectory(prefix="kiosk-broker-")
         conf = Path(self._dir.name) / "mosquitto.conf"
-        conf.write_text(
-            f"listener {self.port} {self.host}\nallow_anonymous true\npersistence false\n"
-            "log_dest stderr\nlog_type error\nlog_type warning\n",
-            encoding="utf-8",
-        )
+        conf.write_text(self._config(), encoding="utf-8")
         self._proc = subprocess.Popen([exe, "-c", str(conf)], stdout=subprocess.DEVNULL,
                                       stderr=subprocess.PIPE)
         deadline = time.monotonic() + self._start_timeout_s
@@ -70,11 +96,11 @@ class LocalBroker:
         self.stop()
         raise BrokerError(f"mosquitto did not listen on {self.host}:{self.port} in time")
 
-    def stop(self) -> None:
-        """Stop mosquitto; safe to call twice."""
+    def stop(self, *, kill: bool = False) -> None:
+        """Stop mosquitto (`kill`: SIGKILL, as a crash or power cut would); safe to call twice."""
         proc, self._proc = self._proc, None
         if proc is not None:
-            proc.terminate()
+            proc.send_signal(signal.SIGKILL if kill else signal.SIGTERM)
             try:
                 proc.wait(timeout=5)
             except subprocess.TimeoutExpired:

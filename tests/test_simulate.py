@@ -31,7 +31,7 @@ def test_builtin_scenario_meets_every_expectation(capsys: pytest.CaptureFixture[
     assert decisions == {"allow", "deny", "attention"}
 
 
-def test_a_wrong_expectation_is_reported_and_fails(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_wrong_expectation_is_reported_and_fails(capsys: pytest.CaptureFixture[str]) -> None:
     scenario = parse_scenario("""
 start = 2026-11-23T09:00:00+08:00
 [[person]]
