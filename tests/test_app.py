@@ -87,3 +87,55 @@ def _drain(sock: socket.socket) -> list[str]:
             out.append(sock.recv(256).decode())
     except (TimeoutError, OSError):
         return out
+
+
+class EventSink:
+    """Stands in for the gate: the camera loop only submits events to it."""
+
+    def __init__(self) -> None:
+        from datetime import UTC, datetime
+
+        from kiosk.clock import VirtualClock
+
+        self.clock = VirtualClock(datetime(2026, 11, 23, tzinfo=UTC))
+        self.events: list[object] = []
+
+    def submit(self, event: object) -> None:
+        self.events.append(event)
+
+    def wait_for(self, predicate: object, timeout_s: float = 15.0) -> bool:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if any(predicate(e) for e in list(self.events)):  # type: ignore[operator]
+                return True
+            time.sleep(0.05)
+        return False
+
+
+def test_camera_unplugged_then_back_is_reported_and_recovers(tmp_path: Path) -> None:
+    import shutil
+
+    from drivers.leds import FaultClass
+    from kiosk.flow import CodesSeen, DeviceState
+
+    frames = tmp_path / "frames"
+    shutil.copytree(FRAMES, frames)
+    text = emulated_config(tmp_path).read_text().replace(str(FRAMES), str(frames))
+    text = text.replace("[camera]\n", "[camera]\nreopen_backoff_s = 0.1\nreopen_backoff_max_s = 0.4\n")
+    (tmp_path / "kiosk.toml").write_text(text)
+    config = load_config(tmp_path / "kiosk.toml")
+    sink = EventSink()
+    stop = threading.Event()
+    thread = threading.Thread(target=app._camera_loop, args=(Hardware(config), sink, stop), name="camera")
+    thread.start()
+    try:
+        assert sink.wait_for(lambda e: isinstance(e, CodesSeen))
+        shutil.rmtree(frames)  # unplugged
+        assert sink.wait_for(lambda e: e == DeviceState(FaultClass.CAMERA, False, e.detail)
+                             if isinstance(e, DeviceState) else False)
+        shutil.copytree(FRAMES, frames)  # plugged back in
+        assert sink.wait_for(lambda e: isinstance(e, DeviceState) and e.ok)
+    finally:
+        stop.set()
+        thread.join(10)
+    assert not thread.is_alive()
