@@ -13,6 +13,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from kiosk import __version__
+from kiosk.admin_broker import add_parser as add_broker_user_parser
+from kiosk.admin_broker import run_broker_user
 from kiosk.admin_passes import (
     BATCH_HELP,
     AdminError,
@@ -128,6 +130,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--id-number", required=True, metavar="N", help="18-digit ID number; '-' reads stdin")
     p.add_argument("--household", metavar="HH", help="household, e.g. 9-23-301")
     p.add_argument("--remove", action="store_true", help="remove the resident instead")
+    add_broker_user_parser(sub)
     return parser
 
 
@@ -212,6 +215,7 @@ COMMANDS = {
     "revoke": _revoke,
     "export-pubkeys": _export_pubkeys,
     "register-resident": _register_resident,
+    "broker-user": run_broker_user,
 }
 
 

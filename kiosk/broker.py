@@ -65,7 +65,8 @@ class LocalBroker:
             lines.append(f"acl_file {self.acl_file.resolve()}")
         if self.persistence_dir is not None:
             lines.append(f"persistence_location {self.persistence_dir.resolve()}/")
-        if os.geteuid() == 0 and (self.password_file or self.acl_file or self.persistence_dir):
+        if os.geteuid() == 0 and (self.password_file or self.acl_file or self.persistence_dir
+                                  or self.extra_config):
             lines.append("user root")  # else mosquitto drops to user mosquitto and cannot read our files
         lines += ["log_dest stderr", "log_type error", "log_type warning", self.extra_config]
         return "\n".join(lines) + "\n"

@@ -1,0 +1,1 @@
+"""Communication with the broker: the MQTT publisher (`kiosk.comms.mqtt`)."""
