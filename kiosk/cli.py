@@ -63,7 +63,8 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         print("simulate needs a config with hardware = 'emulated'", file=sys.stderr)
         return EXIT_CONFIG
     scenario = load_scenario(args.scenario)
-    return run_simulation(config, scenario, as_json=args.json, realtime=args.realtime)
+    return run_simulation(config, scenario, as_json=args.json, realtime=args.realtime,
+                          state_dir=args.state_dir)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -127,6 +128,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scenario", type=Path, help="scenario TOML (default: the built-in one)")
     p.add_argument("--json", action="store_true", help="one JSON object per person")
     p.add_argument("--realtime", action="store_true", help="play in real time, for demos at a real gate")
+    p.add_argument("--state-dir", type=Path,
+                   help="keep the outbox here across runs (default: a temporary directory)")
 
     p = sub.add_parser("scan", help="decode the QR codes in image files (one line per image)")
     p.add_argument("paths", nargs="+", type=Path, metavar="PATH")

@@ -128,12 +128,22 @@ def run_simulation(
     realtime: bool = False,
     out: Callable[[str], None] = print,
     emulation: Emulation | None = None,
+    state_dir: Path | None = None,
+    on_arrival: Callable[[int], None] | None = None,
 ) -> int:
-    """Play `scenario` through the real flow; 0 when every expectation held."""
+    """Play `scenario` through the real flow; 0 when every expectation held.
+
+    The outbox lives in `state_dir` when given (so `seq` carries on across runs), else in a temporary
+    directory; `on_arrival(n)` is called as person n (1-based) arrives.
+    """
     config = config.model_copy(update={"policy": scenario.policy_over(config.policy)})
     started = time.monotonic()
     with ExitStack() as stack:
-        state = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="kiosk-sim-")))
+        if state_dir is not None:
+            state_dir.mkdir(parents=True, exist_ok=True)
+            state = state_dir
+        else:
+            state = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="kiosk-sim-")))
         config = stack.enter_context(_broker(config))
         clock = VirtualClock(scenario.start, realtime=realtime)
         issuer = Issuer()
@@ -178,7 +188,7 @@ def run_simulation(
         scanner = Scanner()
         debouncer = Debouncer(clock=clock.monotonic)
         timeline = _timeline(outcomes, issuer, registry, platform, clock, chip, gate, scanner, debouncer,
-                             current)
+                             current, on_arrival)
         _play(timeline, gate, clock)
         drained = _drain(outbox, publisher)
     return _report(outcomes, as_json=as_json, out=out, drained=drained, gate=gate,
@@ -190,7 +200,8 @@ Action = Callable[[], None]
 
 def _timeline(outcomes: list[Outcome], issuer: Issuer, registry: Registry, platform: HealthPlatform,
               clock: VirtualClock, chip: Any, gate: Gate, scanner: Scanner, debouncer: Debouncer,
-              current: list[Outcome]) -> list[tuple[float, int, Action]]:
+              current: list[Outcome], on_arrival: Callable[[int], None] | None
+              ) -> list[tuple[float, int, Action]]:
     """Every scheduled action of the scenario, as (virtual time, order, action)."""
     events: list[tuple[float, int, Action]] = []
 
@@ -206,6 +217,8 @@ def _timeline(outcomes: list[Outcome], issuer: Issuer, registry: Registry, platf
             platform.set_status(ref, "green")
 
         def arrive(o: Outcome = outcome) -> None:
+            if on_arrival is not None:
+                on_arrival(o.index)
             current.append(o)
             chip.ambient_c = o.person.ambient_c
             chip.object_c = o.person.ambient_c
