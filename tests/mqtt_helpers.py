@@ -60,8 +60,8 @@ class Observer:
         with self._lock:
             return [payload for t, payload, _ in self.messages if t == topic]
 
-    def entries(self) -> list[Entry]:
-        return [Entry.model_validate_json(p) for p in self.on(T.entry)]
+    def entries(self, topic: str = T.entry) -> list[Entry]:
+        return [Entry.model_validate_json(p) for p in self.on(topic)]
 
     def json(self, topic: str) -> list[dict[str, Any]]:
         return [json.loads(p) for p in self.on(topic)]
@@ -90,9 +90,9 @@ def publish(broker: LocalBroker, topic: str, payload: bytes | str, *, retain: bo
     return acked[0]
 
 
-def assert_complete(observer: Observer, count: int) -> None:
+def assert_complete(observer: Observer, count: int, topic: str = T.entry) -> None:
     """Every seq 1..count arrived, first arrivals in seq order, duplicates only as the same id."""
-    entries = observer.entries()
+    entries = observer.entries(topic)
     first: dict[int, str] = {}
     order: list[int] = []
     for entry in entries:
