@@ -46,6 +46,10 @@ def sim_config(tmp_path: Path, broker: LocalBroker) -> Path:
     return path
 
 
+def distinct(observer: Observer) -> int:
+    return len({e.id for e in observer.entries(SIM.entry)})
+
+
 def outbox_seqs(state: Path) -> list[tuple[int, str]]:
     db = sqlite3.connect(state / "outbox.sqlite")
     try:
@@ -72,7 +76,7 @@ def test_crowd_of_200_through_a_10_s_broker_outage(tmp_path: Path) -> None:
         result = run_simulation(config, parse_scenario(crowd(200)), out=lambda _: None,
                                 state_dir=tmp_path / "state", on_arrival=outage)
         assert result == 0, "every person through and every entry acknowledged"
-        wait_for(lambda: len({e.id for e in observer.entries(SIM.entry)}) >= 200, 20, "every entry at the subscriber")
+        wait_for(lambda: distinct(observer) >= 200, 20, "every entry at the subscriber")
     finally:
         observer.close()
         broker.stop()
@@ -110,7 +114,7 @@ def test_kiosk_killed_three_times_loses_nothing(tmp_path: Path, kills: int) -> N
         assert done.returncode == 0, done.stderr
         assert len([json.loads(line) for line in done.stdout.splitlines()]) == 40
         rows = outbox_seqs(tmp_path / "state")
-        wait_for(lambda: len({e.id for e in observer.entries(SIM.entry)}) >= len(rows), 20, "every committed entry")
+        wait_for(lambda: distinct(observer) >= len(rows), 20, "every committed entry")
     finally:
         observer.close()
         broker.stop()
