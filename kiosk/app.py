@@ -25,7 +25,8 @@ from kiosk.credentials.keys import KeyRing
 from kiosk.credentials.revocation import RevocationList
 from kiosk.credentials.verify import build_verifier
 from kiosk.entry import Devices, EntryDraft, OutboxState
-from kiosk.flow import CodesSeen, DeviceState, Gate, Motion, RemoteOpen, StaffAck, StaffHold
+from kiosk.events import CodesSeen, DeviceState, Motion, RemoteOpen, StaffAck, StaffHold
+from kiosk.flow import Gate
 from kiosk.hardware import Hardware
 from kiosk.outbox import Outbox
 from kiosk.scanner import Debouncer, Scanner

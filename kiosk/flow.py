@@ -14,7 +14,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 from drivers.leds import FaultClass
@@ -23,8 +23,19 @@ from kiosk.clock import Clock
 from kiosk.config import KioskConfig
 from kiosk.credentials.verdict import Reason, Verdict
 from kiosk.credentials.verify import CredentialVerifier
+from kiosk.events import (
+    CodesSeen,
+    DeviceState,
+    Event,
+    Motion,
+    Override,
+    Recorder,
+    RemoteOpen,
+    Result,
+    StaffAck,
+    StaffHold,
+)
 from kiosk.policy import HEALTH_KINDS, PASS_KINDS, Facts, Outcome, decide
-from kiosk.scanner import Code
 from kiosk.temperature import (
     Compensation,
     Measurement,
@@ -38,62 +49,8 @@ from kiosk.temperature import (
 log = logging.getLogger(__name__)
 
 State = Literal["idle", "collecting", "attention", "cooldown"]
-Override = Literal["staff", "remote"] | None
 PRESENCE_POLL_S = 0.25
 HEALTH_POLL_S = 5.0
-
-
-@dataclass(frozen=True)
-class Motion:
-    """The PIR saw someone."""
-
-
-@dataclass(frozen=True)
-class CodesSeen:
-    """New (debounced) codes from one frame; `seen_at` is the frame's monotonic time."""
-
-    codes: tuple[Code, ...]
-    decode_ms: float
-    seen_at: float
-
-
-@dataclass(frozen=True)
-class StaffHold:
-    """Staff held the button: open the gate."""
-
-
-@dataclass(frozen=True)
-class StaffAck:
-    """Staff pressed the button briefly: the attention is dealt with, keep the gate shut."""
-
-
-@dataclass(frozen=True)
-class RemoteOpen:
-    """The office opened the gate over MQTT."""
-
-    by: str
-
-
-@dataclass(frozen=True)
-class DeviceState:
-    """A device failed (`ok` False) or came back."""
-
-    kind: FaultClass
-    ok: bool
-    detail: str = ""
-
-
-Event = Motion | CodesSeen | StaffHold | StaffAck | RemoteOpen | DeviceState
-
-
-class Recorder(Protocol):
-    """Where entries go: durably committed before the gate moves."""
-
-    def record(self, fields: dict[str, Any]) -> str: ...
-
-    def household_allowed_since(self, household: str, since: datetime) -> int: ...
-
-    def alert(self, kind: str, detail: str, entry_id: str | None = None) -> None: ...
 
 
 @dataclass
@@ -110,18 +67,6 @@ class Session:
     measured_at: float | None = None
     next_presence_poll: float = 0.0
     asked_to_measure: bool = False
-
-
-@dataclass(frozen=True)
-class Result:
-    """What happened to one session, for the simulator and status."""
-
-    decision: str
-    reasons: tuple[Reason, ...]
-    override: Override
-    entry_id: str | None
-    body_c: float | None
-    code_to_gate_ms: float | None = None
 
 
 class Gate:

@@ -32,7 +32,8 @@ from kiosk.credentials.passes import PassVerifier, issue_pass
 from kiosk.credentials.registry import Registry, Resident
 from kiosk.credentials.token import HealthTokenVerifier, issue_token
 from kiosk.credentials.verify import SIMULATION_SITE_KEY, CredentialVerifier
-from kiosk.flow import CodesSeen, Gate, Motion, Result, StaffAck, StaffHold
+from kiosk.events import CodesSeen, Motion, Result, StaffAck, StaffHold
+from kiosk.flow import Gate
 from kiosk.hardware import Emulation, Hardware
 from kiosk.outbox import Outbox
 from kiosk.scanner import Debouncer, Scanner

@@ -116,7 +116,7 @@ def test_camera_unplugged_then_back_is_reported_and_recovers(tmp_path: Path) -> 
     import shutil
 
     from drivers.leds import FaultClass
-    from kiosk.flow import CodesSeen, DeviceState
+    from kiosk.events import CodesSeen, DeviceState
 
     frames = tmp_path / "frames"
     shutil.copytree(FRAMES, frames)

@@ -22,7 +22,8 @@ from kiosk.credentials.keys import KeyRing
 from kiosk.credentials.passes import PassVerifier
 from kiosk.credentials.token import HealthTokenVerifier
 from kiosk.credentials.verify import CredentialVerifier
-from kiosk.flow import CodesSeen, Gate, Motion, Result, StaffAck, StaffHold
+from kiosk.events import CodesSeen, Motion, Result, StaffAck, StaffHold
+from kiosk.flow import Gate
 from kiosk.hardware import Emulation, Hardware
 from kiosk.outbox import Outbox
 from kiosk.scanner import Code
