@@ -71,7 +71,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     """The gate daemon."""
     from kiosk.app import run
 
-    return run(_load(args))
+    return run(_load(args), config_path=_config_path(args))
 
 
 def _verify_config(args: argparse.Namespace) -> KioskConfig:

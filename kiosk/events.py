@@ -53,7 +53,15 @@ class DeviceState:
     detail: str = ""
 
 
-Event = Motion | CodesSeen | StaffHold | StaffAck | RemoteOpen | DeviceState
+@dataclass(frozen=True)
+class Reload:
+    """New policy and credential settings, applied between sessions by the gate thread."""
+
+    config: Any  # KioskConfig; Any keeps this module free of the config import
+    verifier: Any  # CredentialVerifier
+
+
+Event = Motion | CodesSeen | StaffHold | StaffAck | RemoteOpen | DeviceState | Reload
 
 
 class Recorder(Protocol):

@@ -30,6 +30,7 @@ from kiosk.events import (
     Motion,
     Override,
     Recorder,
+    Reload,
     RemoteOpen,
     Result,
     StaffAck,
@@ -166,6 +167,10 @@ class Gate:
             case StaffAck():
                 if self.state == "attention" and self._pending is not None:
                     self._finish_attention(override=None)
+            case Reload(config=config, verifier=verifier):
+                old, self.verifier, self.config = self.verifier, verifier, config
+                self._compensation = Compensation.from_config(config.thermometer)
+                old.close()
 
     def _device(self, kind: FaultClass, ok: bool, detail: str) -> None:
         if ok and kind in self.faults:

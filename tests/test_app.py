@@ -27,15 +27,29 @@ def emulated_config(tmp_path: Path) -> Path:
     return path
 
 
-def test_relay_never_moves_during_start_up_and_shutdown(tmp_path: Path) -> None:
-    config = load_config(emulated_config(tmp_path))
+def test_relay_never_moves_during_start_up_reload_and_shutdown(tmp_path: Path) -> None:
+    path = emulated_config(tmp_path)
+    config = load_config(path)
     emulation = Emulation()
-    hardware = Hardware(config, emulation=emulation)
-    stop = threading.Event()
-    thread = threading.Thread(target=app.run, args=(config,), kwargs={"stop": stop, "hardware": hardware},
-                              name="daemon-under-test")
+    daemon = app.Daemon(config, config_path=path, hardware=Hardware(config, emulation=emulation))
+    stop = daemon.stop
+    thread = threading.Thread(target=daemon.run, name="daemon-under-test")
     thread.start()
-    time.sleep(2.0)
+    deadline = time.monotonic() + 20
+    while daemon.gate is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert daemon.gate is not None
+    path.write_text(path.read_text().replace("fever_threshold_c = 37.3", "fever_threshold_c = 37.5")
+                    .replace("relay_pulse_s = 1.5", "relay_pulse_s = 3.0"))
+    assert daemon.reload("test")
+    deadline = time.monotonic() + 5
+    while daemon.gate.config.policy.fever_threshold_c != 37.5 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert daemon.gate.config.policy.fever_threshold_c == 37.5
+    assert daemon.gate.config.gate.relay_pulse_s == 1.5, "device settings wait for a restart"
+    path.write_text(path.read_text().replace("fever_threshold_c = 37.5", "fever_threshold_c = 99"))
+    assert not daemon.reload("test"), "a bad config is refused and the running one kept"
+    time.sleep(1.0)
     stop.set()
     thread.join(30)
     assert not thread.is_alive()
