@@ -7,6 +7,7 @@ import ctypes.util
 import logging
 import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Protocol
@@ -46,7 +47,14 @@ def kernel_says_synced() -> bool | None:
 class SystemClock:
     """The real clock; until the wall clock is trusted, `now()` is the last trusted time plus elapsed time."""
 
-    def __init__(self, *, anchor_file: Path | None = None, stop: threading.Event | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        anchor_file: Path | None = None,
+        stop: threading.Event | None = None,
+        wall: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self._wall = wall
         self._anchor_file = anchor_file
         self._stop = stop or threading.Event()
         self._anchor: tuple[datetime, float] | None = None
@@ -63,12 +71,11 @@ class SystemClock:
 
     def synced(self) -> bool:
         """True when the kernel reports NTP sync (or cannot say) and the time is past the floor."""
-        wall = datetime.now(UTC)
-        return wall >= CLOCK_FLOOR and kernel_says_synced() is not False
+        return self._wall() >= CLOCK_FLOOR and kernel_says_synced() is not False
 
     def now(self) -> datetime:
         """The trusted wall time: the system's when synced, else the anchor plus monotonic time."""
-        wall = datetime.now(UTC)
+        wall = self._wall()
         if self.synced():
             self._remember(wall)
             return wall
