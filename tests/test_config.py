@@ -7,6 +7,7 @@ import pytest
 from kiosk import cli
 from kiosk.config import (
     ConfigError,
+    KioskConfig,
     SecretError,
     check_secrets,
     find_line,
@@ -151,3 +152,23 @@ def test_check_config_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     assert cli.main(["--check-config", str(bad)]) == 2
     assert cli.main(["check-config", str(tmp_path / "none.toml")]) == 2
     assert "cannot read" in capsys.readouterr().err
+
+
+def test_example_config_mentions_every_key() -> None:
+    import re
+
+    from pydantic import BaseModel
+
+    text = (ROOT / "config" / "kiosk.example.toml").read_text()
+    missing = []
+
+    def walk(model: type[BaseModel], prefix: str) -> None:
+        for name, field in model.model_fields.items():
+            annotation = field.annotation
+            if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+                walk(annotation, f"{prefix}{name}.")
+            elif not re.search(rf"\b{name}\b", text):
+                missing.append(prefix + name)
+
+    walk(KioskConfig, "")
+    assert missing == []
