@@ -115,7 +115,7 @@ class Store(ABC):
         pid: str | None = None,
         hh: str | None = None,
     ) -> list[Entry]:
-        """Entries with `start <= ts < end` matching every filter given, ordered by ts then site, kiosk, seq."""
+        """Entries with `start <= ts < end` matching every filter, ordered by ts, site, kiosk and seq."""
 
     @abstractmethod
     def kiosks(self, *, site: str | None = None) -> list[tuple[str, str]]:
