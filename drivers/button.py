@@ -5,11 +5,11 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 from gpiozero import Button, GPIOZeroError
 
+from drivers.base import Device, call_safely
 from drivers.errors import DeviceError
 
 log = logging.getLogger(__name__)
@@ -21,8 +21,10 @@ class ButtonError(DeviceError):
     """The staff button could not be set up or read."""
 
 
-class StaffButton:
+class StaffButton(Device):
     """One button, two gestures: `when_hold_open` once while held, `when_acknowledge` on a short release."""
+
+    error = ButtonError
 
     def __init__(
         self,
@@ -65,19 +67,6 @@ class StaffButton:
         state = "closed" if self._closed else ("pressed" if self.is_pressed else "released")
         return f"<StaffButton {self.device} {state}>"
 
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
-
-    @property
-    def closed(self) -> bool:
-        """True once `close()` has been called."""
-        return self._closed
-
     @property
     def hold_s(self) -> float:
         """Seconds a press must last to count as hold-to-open."""
@@ -108,25 +97,12 @@ class StaffButton:
             if not self._pressed or self._held:
                 return
             self._held = True
-        _call(self.when_hold_open, self.device, "when_hold_open")
+        call_safely(self.when_hold_open, self.device, "when_hold_open")
 
     def _on_released(self) -> None:
         with self._lock:
             short = self._pressed and not self._held
             self._pressed = self._held = False
         if short:
-            _call(self.when_acknowledge, self.device, "when_acknowledge")
+            call_safely(self.when_acknowledge, self.device, "when_acknowledge")
 
-    def _check_open(self) -> None:
-        if self._closed:
-            raise ButtonError(self.device, "device is closed")
-
-
-def _call(callback: Callback | None, device: str, name: str) -> None:
-    """Run a user callback; an exception is logged, not raised, so gpiozero's threads keep running."""
-    if callback is None:
-        return
-    try:
-        callback()
-    except Exception:
-        log.exception("%s: %s callback failed", device, name)

@@ -6,11 +6,11 @@ import threading
 from dataclasses import dataclass
 from enum import StrEnum
 from itertools import cycle
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 from gpiozero import GPIOZeroError, LEDBoard
 
+from drivers.base import Device
 from drivers.errors import DeviceError
 
 LIT, DARK = "#", "."
@@ -89,8 +89,10 @@ PATTERNS: dict[str, Pattern] = {
 }
 
 
-class StatusLeds:
+class StatusLeds(Device):
     """Three LEDs showing one named pattern at a time; switching stops the old one first."""
+
+    error = LedError
 
     def __init__(
         self,
@@ -126,19 +128,6 @@ class StatusLeds:
 
     def __repr__(self) -> str:
         return f"<StatusLeds {self.device} {'closed' if self._closed else self._pattern}>"
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
-
-    @property
-    def closed(self) -> bool:
-        """True once `close()` has been called."""
-        return self._closed
 
     @property
     def pattern(self) -> str:
@@ -206,7 +195,3 @@ class StatusLeds:
                 self._board.off()
             finally:
                 self._board.close()
-
-    def _check_open(self) -> None:
-        if self._closed:
-            raise LedError(self.device, "device is closed")

@@ -6,11 +6,11 @@ import errno
 import threading
 import time
 from dataclasses import dataclass
-from types import TracebackType
-from typing import Protocol, Self
+from typing import Protocol
 
 from smbus2 import SMBus, i2c_msg
 
+from drivers.base import Device
 from drivers.errors import DeviceError
 
 _RAM_TA = 0x06
@@ -80,8 +80,10 @@ def raw_to_c(raw: int) -> float:
     return round(raw * _KELVIN_PER_LSB - _ZERO_C_IN_K, 2)
 
 
-class Mlx90614:
+class Mlx90614(Device):
     """An MLX90614 on an I2C bus; `ambient_c`, `object_c` and `read()` give °C, `emissivity` is in EEPROM."""
+
+    error = ThermometerError
 
     def __init__(
         self,
@@ -120,14 +122,6 @@ class Mlx90614:
 
     def __repr__(self) -> str:
         return f"<Mlx90614 {self.device}{' closed' if self.closed else ''}>"
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
 
     @property
     def closed(self) -> bool:

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 from gpiozero import GPIOZeroError, MotionSensor
 
+from drivers.base import Device, call_safely
 from drivers.errors import DeviceError
 
 log = logging.getLogger(__name__)
@@ -20,8 +20,10 @@ class PirError(DeviceError):
     """The motion sensor could not be set up or read."""
 
 
-class Pir:
+class Pir(Device):
     """A PIR sensor with `motion_detected`, waits and callbacks; the first sample sets state silently."""
+
+    error = PirError
 
     def __init__(
         self,
@@ -61,19 +63,6 @@ class Pir:
     def __repr__(self) -> str:
         state = "closed" if self._closed else ("motion" if self.motion_detected else "still")
         return f"<Pir {self.device} {state}>"
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
-
-    @property
-    def closed(self) -> bool:
-        """True once `close()` has been called."""
-        return self._closed
 
     @property
     def motion_detected(self) -> bool:
@@ -118,21 +107,8 @@ class Pir:
         self._sensor.close()
 
     def _on_motion(self) -> None:
-        _call(self._when_motion, self.device, "when_motion")
+        call_safely(self._when_motion, self.device, "when_motion")
 
     def _on_no_motion(self) -> None:
-        _call(self._when_no_motion, self.device, "when_no_motion")
+        call_safely(self._when_no_motion, self.device, "when_no_motion")
 
-    def _check_open(self) -> None:
-        if self._closed:
-            raise PirError(self.device, "device is closed")
-
-
-def _call(callback: Callback | None, device: str, name: str) -> None:
-    """Run a user callback; an exception is logged, not raised, so gpiozero's thread keeps running."""
-    if callback is None:
-        return
-    try:
-        callback()
-    except Exception:
-        log.exception("%s: %s callback failed", device, name)

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import threading
 import time
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 from gpiozero import DigitalOutputDevice, GPIOZeroError
 
+from drivers.base import Device
 from drivers.errors import DeviceError
 
 MAX_PULSE_S = 30.0
@@ -18,8 +18,10 @@ class RelayError(DeviceError):
     """The gate relay could not be set up or driven."""
 
 
-class GateRelay:
+class GateRelay(Device):
     """A relay that opens the gate while energised; `active_high=False` suits active-low boards."""
+
+    error = RelayError
 
     def __init__(
         self,
@@ -45,19 +47,6 @@ class GateRelay:
     def __repr__(self) -> str:
         state = "closed" if self._closed else ("open" if self.is_open else "shut")
         return f"<GateRelay {self.device} {state}>"
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
-
-    @property
-    def closed(self) -> bool:
-        """True once `close()` has been called."""
-        return self._closed
 
     @property
     def active_high(self) -> bool:
@@ -116,7 +105,3 @@ class GateRelay:
                 self._out.off()
             finally:
                 self._out.close()
-
-    def _check_open(self) -> None:
-        if self._closed:
-            raise RelayError(self.device, "device is closed")

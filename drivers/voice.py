@@ -12,9 +12,9 @@ import time
 import wave
 from collections.abc import Mapping
 from pathlib import Path
-from types import TracebackType
-from typing import Protocol, Self
+from typing import Protocol
 
+from drivers.base import Device
 from drivers.errors import DeviceError
 
 log = logging.getLogger(__name__)
@@ -137,8 +137,10 @@ def check_wav(path: Path) -> None:
             raise wave.Error("no audio frames")
 
 
-class Voice:
+class Voice(Device):
     """Speaks named prompts; `say()` returns at once and a newer prompt cuts off an older one."""
+
+    error = VoiceError
 
     def __init__(
         self,
@@ -178,19 +180,6 @@ class Voice:
     def __repr__(self) -> str:
         state = "closed" if self._closed else ("busy" if self._busy else "idle")
         return f"<Voice {self.voice} {self.speed_wpm} wpm, {len(self._prompts)} prompts, {state}>"
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
-
-    @property
-    def closed(self) -> bool:
-        """True once `close()` has been called."""
-        return self._closed
 
     @property
     def keys(self) -> list[str]:
