@@ -19,6 +19,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import logging
 import re
 from datetime import datetime
 from typing import Annotated, Any, TypeVar
@@ -35,6 +36,8 @@ SIGNATURE_LEN = 64
 _PREFIX = re.compile(r"[A-Z][A-Z0-9]{1,7}")
 _B64U = re.compile(r"[A-Za-z0-9_-]+")
 _KID = re.compile(KID_PATTERN)
+
+log = logging.getLogger(__name__)
 
 
 class EnvelopeError(ValueError):
@@ -176,6 +179,17 @@ def parse_payload(model: type[P], payload: dict[str, Any]) -> P:
         error = exc.errors(include_url=False, include_input=False)[0]
         where = ".".join(str(part) for part in error["loc"]) or "payload"
         raise EnvelopeError(f"{where}: {error['msg']}") from exc
+
+
+def read_signed(model: type[P], text: str, prefix: str, keys: KeyRing) -> P | str:
+    """The verified, validated payload, or the reason it is not one; never raises on the text."""
+    try:
+        return parse_payload(model, open_envelope(text, prefix, keys))
+    except EnvelopeError as exc:
+        return exc.detail
+    except Exception as exc:  # the kiosk must keep running whatever a QR code holds
+        log.exception("%s verification failed unexpectedly", prefix)
+        return f"internal error: {type(exc).__name__}"
 
 
 def unix_time(now: datetime) -> float:
