@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from datetime import datetime
 from typing import Any
 
@@ -21,8 +20,6 @@ from kiosk.credentials.signed import (
     unix_time,
 )
 from kiosk.credentials.verdict import HealthFacts, HealthStatus, Reason, Verdict
-
-log = logging.getLogger(__name__)
 
 PREFIX = "HCT1"
 STATUSES: tuple[HealthStatus, ...] = ("green", "yellow", "red")
