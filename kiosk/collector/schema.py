@@ -1,0 +1,145 @@
+"""The collector's SQL schema and the store logic shared by SQLite and PostgreSQL.
+
+All SQL is written once, portable, with `?` placeholders; a `Dialect` supplies column types and the few
+words that differ, and each backend supplies its connections, transactions and bulk insert of entries.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Protocol, TypeVar
+
+SCHEMA_VERSION = 1
+T = TypeVar("T")
+
+ENTRY_COLUMNS = (
+    "id", "site", "kiosk", "seq", "ts", "direction", "decision", "reasons", "override", "body_c", "skin_c",
+    "ambient_c", "samples", "health_scheme", "health_status", "pid", "cat", "hh", "person_ref",
+    "person_masked", "clock_unsynced", "received_at", "payload",
+)
+INSERT_ENTRY = (f"INSERT INTO entries ({', '.join(ENTRY_COLUMNS)})"
+                f" VALUES ({', '.join('?' * len(ENTRY_COLUMNS))}) ON CONFLICT (id) DO NOTHING")
+
+
+@dataclass(frozen=True)
+class Dialect:
+    """Column types and SQL words of one database."""
+
+    name: str
+    integer: str
+    real: str
+    timestamp: str
+    json: str
+    blob: str
+    boolean: str
+    serial: str  # an auto-numbered primary key: insertion order
+    table_suffix: str
+    for_update: str
+    text_times: bool  # times stored as fixed-width ISO 8601 UTC text, which sorts and compares as time
+
+
+SQLITE = Dialect("sqlite", "INTEGER", "REAL", "TEXT", "TEXT", "BLOB", "INTEGER", "INTEGER PRIMARY KEY",
+                 " STRICT", "", text_times=True)
+POSTGRES = Dialect("postgres", "BIGINT", "DOUBLE PRECISION", "TIMESTAMPTZ", "JSONB", "BYTEA", "BOOLEAN",
+                   "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY", "", " FOR UPDATE", text_times=False)
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL){table_suffix};
+CREATE TABLE IF NOT EXISTS entries (
+    -- id is the idempotency key. (site, kiosk, seq) is deliberately not unique: a kiosk whose outbox was
+    -- reset restarts its seq, and its entries are kept too: seq_conflicts lists the ids sharing a seq.
+    id TEXT PRIMARY KEY, site TEXT NOT NULL, kiosk TEXT NOT NULL, seq {integer} NOT NULL,
+    ts {timestamp} NOT NULL, direction TEXT NOT NULL, decision TEXT NOT NULL, reasons {json} NOT NULL,
+    override TEXT, body_c {real}, skin_c {real}, ambient_c {real}, samples {integer},
+    health_scheme TEXT, health_status TEXT, pid TEXT, cat TEXT, hh TEXT, person_ref TEXT, person_masked TEXT,
+    clock_unsynced {boolean} NOT NULL, received_at {timestamp} NOT NULL, payload {blob} NOT NULL
+){table_suffix};
+CREATE INDEX IF NOT EXISTS entries_ts ON entries (ts);
+CREATE INDEX IF NOT EXISTS entries_site_ts ON entries (site, ts);
+CREATE INDEX IF NOT EXISTS entries_person ON entries (person_ref, ts);
+CREATE INDEX IF NOT EXISTS entries_pid ON entries (pid, ts);
+CREATE INDEX IF NOT EXISTS entries_hh ON entries (hh, ts);
+CREATE INDEX IF NOT EXISTS entries_kiosk_seq ON entries (site, kiosk, seq);
+CREATE TABLE IF NOT EXISTS dead_letters (
+    n {serial}, received_at {timestamp} NOT NULL, topic TEXT NOT NULL, reason TEXT NOT NULL,
+    payload {blob} NOT NULL
+){table_suffix};
+CREATE INDEX IF NOT EXISTS dead_letters_received ON dead_letters (received_at);
+CREATE TABLE IF NOT EXISTS kiosk_seq (
+    site TEXT NOT NULL, kiosk TEXT NOT NULL, max_seq {integer} NOT NULL, PRIMARY KEY (site, kiosk)
+){table_suffix};
+CREATE TABLE IF NOT EXISTS seq_gaps (
+    site TEXT NOT NULL, kiosk TEXT NOT NULL, first_seq {integer} NOT NULL, last_seq {integer} NOT NULL,
+    PRIMARY KEY (site, kiosk, first_seq)
+){table_suffix};
+CREATE TABLE IF NOT EXISTS seq_conflicts (
+    id TEXT PRIMARY KEY, site TEXT NOT NULL, kiosk TEXT NOT NULL, seq {integer} NOT NULL,
+    detected_at {timestamp} NOT NULL
+){table_suffix};
+CREATE INDEX IF NOT EXISTS seq_conflicts_kiosk ON seq_conflicts (site, kiosk, seq);
+CREATE TABLE IF NOT EXISTS kiosk_status (
+    site TEXT NOT NULL, kiosk TEXT NOT NULL, state TEXT NOT NULL, since {timestamp} NOT NULL,
+    last_seen {timestamp} NOT NULL, backlog {integer}, camera TEXT, thermometer TEXT, version TEXT,
+    PRIMARY KEY (site, kiosk)
+){table_suffix};
+CREATE TABLE IF NOT EXISTS status_events (
+    n {serial}, site TEXT NOT NULL, kiosk TEXT NOT NULL, state TEXT NOT NULL, at {timestamp} NOT NULL
+){table_suffix};
+CREATE INDEX IF NOT EXISTS status_events_kiosk ON status_events (site, kiosk, at);
+CREATE TABLE IF NOT EXISTS alerts (
+    n {serial}, id TEXT UNIQUE, site TEXT NOT NULL, kiosk TEXT NOT NULL, kind TEXT NOT NULL,
+    ts {timestamp} NOT NULL, entry_id TEXT, detail TEXT NOT NULL, received_at {timestamp} NOT NULL
+){table_suffix};
+CREATE INDEX IF NOT EXISTS alerts_ts ON alerts (ts);
+CREATE TABLE IF NOT EXISTS registry (
+    pid TEXT PRIMARY KEY, cat TEXT NOT NULL, hh TEXT, name_masked TEXT NOT NULL, idh TEXT NOT NULL,
+    nbf {integer} NOT NULL, exp {integer} NOT NULL, kid TEXT NOT NULL
+){table_suffix};
+CREATE TABLE IF NOT EXISTS purges (
+    n {serial}, at {timestamp} NOT NULL, before_ts {timestamp} NOT NULL, deleted {integer} NOT NULL
+){table_suffix};
+CREATE TABLE IF NOT EXISTS trace_log (
+    n {serial}, at {timestamp} NOT NULL, who TEXT NOT NULL, query TEXT NOT NULL
+){table_suffix};
+"""
+
+
+def schema_statements(dialect: Dialect) -> list[str]:
+    """The CREATE statements (all idempotent) of the schema in `dialect`."""
+    text = _SCHEMA.format(**{k: v for k, v in vars(dialect).items() if isinstance(v, str)})
+    return [stmt.strip() for stmt in text.split(";") if stmt.strip()]
+
+
+class Cursor(Protocol):
+    """The DB-API cursor subset the shared logic uses (`?` placeholders)."""
+
+    @property
+    def rowcount(self) -> int: ...
+
+    def execute(self, sql: str, params: Sequence[Any] = (), /) -> Any: ...
+
+    def executemany(self, sql: str, params: Iterable[Sequence[Any]], /) -> Any: ...
+
+    def fetchone(self) -> Any: ...
+
+    def fetchall(self) -> list[Any]: ...
+
+
+def to_text_time(value: datetime) -> str:
+    """'2026-03-19T07:02:11.123000Z': UTC, microseconds, fixed width, so text order is time order."""
+    return value.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
+
+
+def check_aware(value: datetime) -> datetime:
+    """`value` in UTC; a naive datetime is refused rather than guessed."""
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError(f"naive datetime {value!r}: the store takes timezone-aware datetimes")
+    return value.astimezone(UTC)
+
+
+def chunks(items: Sequence[T], size: int) -> Iterable[Sequence[T]]:
+    """`items` in slices of at most `size`."""
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
