@@ -12,6 +12,7 @@ The helpers (payloads, a paho kiosk fleet, broker and collector configs) serve t
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import json
 import os
@@ -23,11 +24,12 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from importlib.metadata import version
 from pathlib import Path
+from typing import Any
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
@@ -304,7 +306,7 @@ def bench_collector(broker: LocalBroker, *, streams: Mapping[str, Sequence[bytes
             started = time.monotonic()
             kiosks.start()
         while reader.count_entries() < goal:
-            if time.monotonic() - started > 600 or any(p.poll() is not None for p in procs):
+            if time.monotonic() - started > 300 or any(p.poll() is not None for p in procs):
                 raise RuntimeError(f"collector stalled at {reader.count_entries()}/{goal}")
             time.sleep(0.1)
         return time.monotonic() - started
@@ -339,7 +341,6 @@ def main(argv: list[str] | None = None) -> int:
         print("needs mosquitto_pub and mosquitto_sub (mosquitto-clients)", file=sys.stderr)
         return 2
     per_kiosk = args.entries // args.kiosks
-    streams = fleet_streams(args.kiosks, per_kiosk)
     total = per_kiosk * args.kiosks
     pg_note, pg_server, dsn = "", None, args.pg_dsn
     if not args.no_pg and dsn is None:
@@ -354,9 +355,10 @@ def main(argv: list[str] | None = None) -> int:
           "shipped mosquitto tuning\n")
     print("| consumer | mode | entries | seconds | entries/s | × mosquitto_sub |")
     print("|---|---|--:|--:|--:|--:|")
+    runs = 0
     try:
         for mode in args.modes.split(","):
-            raw = _run_once(partial(bench_raw, streams=streams, mode=mode))
+            raw = _run_once(partial(bench_raw, streams=fleet_streams(args.kiosks, per_kiosk), mode=mode))
             print(f"| mosquitto_sub -q 1 | {mode} | {total} | {raw:.2f} | {total / raw:,.0f} | 1.00 |",
                   flush=True)
             for store in ("sqlite", "postgres"):
@@ -365,9 +367,12 @@ def main(argv: list[str] | None = None) -> int:
                     print(f"| collector, {name} | {mode} | – | – | – | – ({pg_note or 'skipped'}) |")
                     continue
                 for count in (int(n) for n in args.collectors.split(",")):
-                    run = partial(bench_collector, streams=streams, mode=mode, store=store, dsn=dsn,
-                                  batch_size=args.batch_size, collectors=count)
-                    took = _run_once(run)
+                    runs += 1  # a new site each run: no seq conflicts in a reused --pg-dsn database
+                    streams = fleet_streams(args.kiosks, per_kiosk, site=f"bench{runs}")
+                    with _database(pg_server, dsn) as run_dsn:
+                        run = partial(bench_collector, streams=streams, mode=mode, store=store, dsn=run_dsn,
+                                      batch_size=args.batch_size, collectors=count)
+                        took = _run_once(run)
                     label = f"collector, {name}" + (f", {count} processes" if count > 1 else "")
                     print(f"| {label} | {mode} | {total} | {took:.2f} | {total / took:,.0f} | "
                           f"{raw / took:.2f} |", flush=True)
@@ -375,6 +380,16 @@ def main(argv: list[str] | None = None) -> int:
         if pg_server is not None:
             pg_server.stop()
     return 0
+
+
+@contextlib.contextmanager
+def _database(server: Any, dsn: str | None) -> Iterator[str | None]:
+    """A new empty database on our throwaway server; a given --pg-dsn as it is."""
+    if server is None or dsn is None:
+        yield dsn
+        return
+    with importlib.import_module("pg").fresh_database(dsn) as fresh:
+        yield fresh
 
 
 def _run_once(fn: Callable[..., float]) -> float:

@@ -23,7 +23,7 @@ from kiosk.broker import LocalBroker
 from kiosk.collector import run_cmd
 from kiosk.collector.config import CollectorConfig, load_collector_config, parse_collector_config
 from kiosk.collector.ingest import Ingest, Message, classify
-from kiosk.collector.service import Collector, Schedule, due_days
+from kiosk.collector.service import Collector, Schedule, due_days, report_day
 from kiosk.collector.store import Store
 from kiosk.collector.stores import open_store
 from kiosk.config import ConfigError
@@ -246,6 +246,8 @@ def test_due_days() -> None:
     assert due_days(date(2026, 3, 18), before, tz, at) == []
     assert due_days(date(2026, 3, 16), after, tz, at) == [date(2026, 3, d) for d in (17, 18, 19)]
     assert len(due_days(date(2025, 1, 1), after, tz, at)) == 8  # a week of catch-up and today
+    assert report_day(date(2026, 3, 19), at) == date(2026, 3, 19)
+    assert report_day(date(2026, 3, 19), clock(0, 10)) == date(2026, 3, 18)
 
 
 def test_schedule_makes_missed_reports_once_and_purges(tmp_path: Path, store: Store) -> None:

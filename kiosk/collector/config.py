@@ -93,7 +93,7 @@ Format = Literal["json", "png", "csv", "text"]
 
 
 class ReportSection(Strict):
-    time: ClockTime = "23:55"  # the day's report is made at this local time, for that day
+    time: ClockTime = "23:55"  # local; from 12:00 on it reports that day, before 12:00 the day before
     timezone: str = "Asia/Shanghai"
     out_dir: Path = STATE_DIR / "reports"
     publish: bool = True  # the JSON also goes to checkpoint/v1/{site}/report

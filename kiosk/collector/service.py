@@ -6,7 +6,8 @@ SIGTERM or SIGINT, and are joined on the way out. The watchdog is pinged only wh
 alive and turning.
 
 The schedule runs in `report.timezone`. A run missed while the collector was down runs once at start:
-the state (the last day reported and purged) is a small JSON file in `report.out_dir`.
+the state (the last day of a report run and of a purge) is a small JSON file in `report.out_dir`. A
+report run from noon on covers its own day; an earlier one (e.g. 00:10) the day before, which is whole.
 """
 
 from __future__ import annotations
@@ -62,6 +63,11 @@ def due_days(last_done: date | None, now: datetime, tz: ZoneInfo, at: clock,
     due = [day for day in (today - timedelta(days=n) for n in range(catch_up, -1, -1))
            if datetime.combine(day, at, tzinfo=tz) <= now and (last_done is None or day > last_done)]
     return due[-1:] if last_done is None else due
+
+
+def report_day(run_day: date, at: clock) -> date:
+    """The day a report run covers: that day from noon on (23:55), the day before if earlier (00:10)."""
+    return run_day if at.hour >= 12 else run_day - timedelta(days=1)
 
 
 def make_reports(store: Store, day: date, site: str, tz: ZoneInfo,
@@ -152,8 +158,9 @@ class Schedule:
         """The configured sites and every site heard from."""
         return sorted(set(self.config.sites) | {site for site, _ in self.store.kiosks()})
 
-    def _report(self, day: date) -> None:
+    def _report(self, run_day: date) -> None:
         cfg = self.config.report
+        day = report_day(run_day, clock_time(cfg.time))
         formats = list(dict.fromkeys([*cfg.formats, "json"] if cfg.publish else cfg.formats))
         published, sites = 0, self.sites()
         for site in sites:
