@@ -8,6 +8,7 @@ import hmac
 import json
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
@@ -15,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import numpy as np
 import segno
@@ -131,11 +133,13 @@ def run_simulation(
     emulation: Emulation | None = None,
     state_dir: Path | None = None,
     on_arrival: Callable[[int], None] | None = None,
+    collector: bool = False,
 ) -> int:
     """Play `scenario` through the real flow; 0 when every expectation held.
 
     The outbox lives in `state_dir` when given (so `seq` carries on across runs), else in a temporary
-    directory; `on_arrival(n)` is called as person n (1-based) arrives.
+    directory; `on_arrival(n)` is called as person n (1-based) arrives. With `collector`, the real
+    collector service ingests from the same broker and the day's report is printed at the end.
     """
     config = config.model_copy(update={"policy": scenario.policy_over(config.policy)})
     started = time.monotonic()
@@ -147,6 +151,7 @@ def run_simulation(
             state = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="kiosk-sim-")))
         config = stack.enter_context(_broker(config))
         clock = VirtualClock(scenario.start, realtime=realtime)
+        office = _start_collector(stack, config, state, clock) if collector else None
         issuer = Issuer()
         hw = Hardware(config, emulation=emulation or Emulation(realtime_camera=False))
         assert hw.emulation is not None and hw.emulation.chip is not None
@@ -192,8 +197,54 @@ def run_simulation(
                              current, on_arrival)
         _play(timeline, gate, clock)
         drained = _drain(outbox, publisher)
-    return _report(outcomes, as_json=as_json, out=out, drained=drained, gate=gate,
-                   elapsed_s=time.monotonic() - started)
+        status = _report(outcomes, as_json=as_json, out=out, drained=drained, gate=gate,
+                         elapsed_s=time.monotonic() - started)
+        if office is not None:
+            status |= _office_report(office, recorder.last_seq or 0, config, clock, out=out)
+    return status
+
+
+def _start_collector(stack: ExitStack, config: KioskConfig, state: Path, clock: VirtualClock) -> Path:
+    """The collector service on the simulation's broker, storing into `state`; returns its store path."""
+    from kiosk.collector.config import CollectorConfig
+    from kiosk.collector.service import Collector
+
+    store_path = state / "collector.sqlite"
+    office = CollectorConfig.model_validate({
+        "broker": {"host": config.mqtt.host, "port": config.mqtt.port, "client_id": "sim-collector"},
+        "store": {"kind": "sqlite", "path": str(store_path)},
+        "report": {"timezone": config.site.timezone, "out_dir": str(state / "reports"), "publish": False},
+    })
+    service = Collector(office, now=clock.now)
+    thread = threading.Thread(target=service.run, name="collector")
+    thread.start()
+
+    def stop() -> None:
+        service.stop.set()
+        thread.join(30)
+
+    stack.callback(stop)
+    return store_path
+
+
+def _office_report(store_path: Path, entries: int, config: KioskConfig, clock: VirtualClock, *,
+                   out: Callable[[str], None]) -> int:
+    """Wait (bounded) for the collector to hold every entry, then print the day's report."""
+    from kiosk.collector.render import render
+    from kiosk.collector.report import daily_report
+    from kiosk.collector.stores import open_store
+
+    deadline = time.monotonic() + DRAIN_TIMEOUT_S
+    with open_store("sqlite", path=store_path) as store:
+        while store.count_entries() < entries and time.monotonic() < deadline:
+            time.sleep(0.1)
+        stored = store.count_entries()
+        day = clock.now().astimezone(ZoneInfo(config.site.timezone)).date()
+        report = daily_report(store, day, site=config.site.id, tz=config.site.timezone)
+    out("")
+    out(f"collector: {stored} of {entries} entries stored")
+    out(render(report, "text").decode())
+    return 0 if stored == entries else 1
 
 
 Action = Callable[[], None]

@@ -91,3 +91,12 @@ def test_cli_reports_a_bad_scenario_file(tmp_path: Path, capsys: pytest.CaptureF
     bad.write_text("start = 1\n")
     assert cli.main(["simulate", "--scenario", str(bad)]) == 2
     assert str(bad) in capsys.readouterr().err
+
+
+def test_simulation_with_the_collector_prints_the_days_report(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["simulate", "--collector"]) == 0
+    out = capsys.readouterr().out
+    people = len(load_scenario(None).person)
+    assert f"collector: {people} of {people} entries stored" in out
+    assert "日报告 Daily report · 2026-11-23" in out
+    assert f"出入 entries {people} " in out
