@@ -213,7 +213,8 @@ def _start_collector(stack: ExitStack, config: KioskConfig, state: Path, clock: 
     office = CollectorConfig.model_validate({
         "broker": {"host": config.mqtt.host, "port": config.mqtt.port, "client_id": "sim-collector"},
         "store": {"kind": "sqlite", "path": str(store_path)},
-        "report": {"timezone": config.site.timezone, "out_dir": str(state / "reports"), "publish": False},
+        "report": {"timezone": config.site.timezone, "out_dir": str(state / "reports"), "publish": False,
+                   "formats": ["json"]},
     })
     service = Collector(office, now=clock.now)
     thread = threading.Thread(target=service.run, name="collector")
