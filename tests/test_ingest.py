@@ -227,7 +227,7 @@ def test_acks_of_an_old_connection_are_not_sent(tmp_path: Path, store: Store) ->
         ingest = make_ingest(tmp_path, broker, store)
     sent: list[int] = []
     ingest.client.ack = lambda mid, qos: sent.append(mid)  # type: ignore[method-assign,assignment,return-value]
-    ingest._generation, ingest._connected = 2, True
+    ingest._generation, ingest.connected = 2, True
     ingest._ack([Message(T.entry, b"", mid=1, generation=1), Message(T.entry, b"", mid=2, generation=2),
                  Message(T.entry, b"", mid=3, qos=0, generation=2)])
     assert sent == [2]

@@ -1,11 +1,11 @@
 """MQTT v5 entries, statuses and alerts into the store, each acknowledged only after it is committed.
 
 Delivery. One paho client with a stable client id and a persistent session (`clean_start=False`,
-Session Expiry), QoS 1 and `manual_ack=True`: paho sends no PUBACK of its own. Its network thread only
-queues each message; the `ingest` worker thread takes up to `batch_size` messages (or what `batch_ms`
-brings), validates them, writes them to the store and only then acknowledges them. A crash before the
-commit means no PUBACK, so the broker redelivers from the session; inserts are idempotent by entry id.
-A store failure is retried with backoff, unacknowledged, while the process stays up.
+Session Expiry), QoS 1 and `manual_ack=True`. Its network thread only queues each message; the `ingest`
+worker takes up to `batch_size` of them (or what `batch_ms` brings), validates them, writes them to the
+store and only then acknowledges them. A crash before the commit means no PUBACK, so the broker
+redelivers from the session, and inserts are idempotent by entry id. A failing store is retried with
+backoff, nothing acknowledged, while the process stays up.
 
 Flow control. With manual acks the broker keeps at most Receive Maximum (a CONNECT property) messages
 unacknowledged; without it mosquitto allows only `max_inflight_messages` (20), and batches could never
@@ -179,8 +179,8 @@ class Ingest:
         self._queue: queue.SimpleQueue[Message] = queue.SimpleQueue()
         self._lock = threading.Lock()  # generation, acks, stats
         self._generation = 0
-        self._connected = False
-        self._healthy = True
+        self.connected = False  # the broker connection is up
+        self.healthy = True  # False while store writes fail
         self._stats = IngestStats()
         self._gaps_at = 0.0
         self._unreachable_logged = -UNREACHABLE_LOG_S
@@ -215,7 +215,7 @@ class Ingest:
             return
         with self._lock:
             self._generation += 1
-            self._connected = True
+            self.connected = True
         log.info("connected to %s:%d as %s (session %s)", self._broker.host, self._broker.port,
                  self._broker.client_id, "resumed" if flags.session_present else "new")
         qos1 = SubscribeOptions(qos=1)
@@ -236,7 +236,7 @@ class Ingest:
                        reason: ReasonCode, properties: Properties | None) -> None:
         with self._lock:
             self._generation += 1  # acks for what the old connection delivered must not go out now
-            was, self._connected = self._connected, False
+            was, self.connected = self.connected, False
         if was and not self._stop.is_set():
             log.warning("disconnected from the broker (%s); reconnecting", reason)
 
@@ -273,12 +273,7 @@ class Ingest:
                 if messages:
                     self._handle(messages)
                 self._beat()
-            final: list[Message] = []  # what had arrived when asked to stop: commit and acknowledge it
-            while True:
-                try:
-                    final.append(self._queue.get_nowait())
-                except queue.Empty:
-                    break
+            final = [self._queue.get() for _ in range(self._queue.qsize())]  # arrived before the stop
             for start in range(0, len(final), self._settings.batch_size):
                 self._handle(final[start:start + self._settings.batch_size])
         except Exception:
@@ -291,19 +286,10 @@ class Ingest:
             messages = [self._queue.get(timeout=0.2)]
         except queue.Empty:
             return []
-        size = self._settings.batch_size
         deadline = time.monotonic() + self._settings.batch_ms / 1000
-        while len(messages) < size:
+        while len(messages) < self._settings.batch_size:
             try:
-                messages.append(self._queue.get_nowait())
-                continue
-            except queue.Empty:
-                pass
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                break
-            try:
-                messages.append(self._queue.get(timeout=remaining))
+                messages.append(self._queue.get(timeout=max(0.0, deadline - time.monotonic())))
             except queue.Empty:
                 break
         return messages
@@ -338,7 +324,7 @@ class Ingest:
                 new = self._write(batch, received_at)
             except Exception as exc:
                 with self._lock:
-                    self._healthy = False
+                    self.healthy = False
                     self._stats = replace(self._stats, store_failures=self._stats.store_failures + 1)
                 log.error("UNHEALTHY: store write failed (attempt %d): %s: %s; nothing acknowledged, "
                           "retrying in %.1f s", attempt, type(exc).__name__, exc, delay)
@@ -350,7 +336,7 @@ class Ingest:
             if attempt > 1:
                 log.warning("store writes work again after %d attempts", attempt)
             with self._lock:
-                self._healthy = True
+                self.healthy = True
             return new
 
     def _write(self, batch: Batch, received_at: datetime) -> int:
@@ -367,7 +353,7 @@ class Ingest:
 
     def _ack(self, messages: list[Message]) -> None:
         with self._lock:
-            current = self._generation if self._connected else -1
+            current = self._generation if self.connected else -1
             for message in messages:
                 if message.qos > 0 and message.generation == current:
                     self.client.ack(message.mid, message.qos)
@@ -427,16 +413,6 @@ class Ingest:
             log.warning("publish to %s not acknowledged: %s", topic, reason or "timed out")
             return False
         return True
-
-    @property
-    def connected(self) -> bool:
-        """Whether the broker connection is up."""
-        return self._connected
-
-    @property
-    def healthy(self) -> bool:
-        """False while store writes fail."""
-        return self._healthy
 
     @property
     def worker_alive(self) -> bool:
