@@ -64,7 +64,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         return EXIT_CONFIG
     scenario = load_scenario(args.scenario)
     return run_simulation(config, scenario, as_json=args.json, realtime=args.realtime,
-                          state_dir=args.state_dir, collector=args.collector)
+                          state_dir=args.state_dir)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -128,8 +128,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scenario", type=Path, help="scenario TOML (default: the built-in one)")
     p.add_argument("--json", action="store_true", help="one JSON object per person")
     p.add_argument("--realtime", action="store_true", help="play in real time, for demos at a real gate")
-    p.add_argument("--collector", action="store_true",
-                   help="also run the collector on the same broker and print the day's report")
     p.add_argument("--state-dir", type=Path,
                    help="keep the outbox here across runs (default: a temporary directory)")
 

@@ -133,13 +133,14 @@ def run_simulation(
     emulation: Emulation | None = None,
     state_dir: Path | None = None,
     on_arrival: Callable[[int], None] | None = None,
-    collector: bool = False,
+    collector: bool | None = None,
 ) -> int:
     """Play `scenario` through the real flow; 0 when every expectation held.
 
     The outbox lives in `state_dir` when given (so `seq` carries on across runs), else in a temporary
-    directory; `on_arrival(n)` is called as person n (1-based) arrives. With `collector`, the real
-    collector service ingests from the same broker and the day's report is printed at the end.
+    directory; `on_arrival(n)` is called as person n (1-based) arrives. With `collector` (by default
+    when the simulation starts its own broker) the real collector service ingests from that broker and
+    the day's report is printed at the end.
     """
     config = config.model_copy(update={"policy": scenario.policy_over(config.policy)})
     started = time.monotonic()
@@ -149,6 +150,8 @@ def run_simulation(
             state = state_dir
         else:
             state = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="kiosk-sim-")))
+        if collector is None:
+            collector = config.mqtt.local_broker
         config = stack.enter_context(_broker(config))
         clock = VirtualClock(scenario.start, realtime=realtime)
         office = _start_collector(stack, config, state, clock) if collector else None
@@ -200,7 +203,8 @@ def run_simulation(
         status = _report(outcomes, as_json=as_json, out=out, drained=drained, gate=gate,
                          elapsed_s=time.monotonic() - started)
         if office is not None:
-            status |= _office_report(office, recorder.last_seq or 0, config, clock, out=out)
+            note = (lambda text: print(text, file=sys.stderr)) if as_json else out
+            status |= _office_report(office, recorder.last_seq or 0, config, clock, out=note)
     return status
 
 

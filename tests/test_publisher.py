@@ -334,3 +334,25 @@ def test_tls_with_the_configured_ca(tmp_path: Path, outbox: Outbox) -> None:
         observer.close()
         broker.stop()
     assert [e.seq for e in observer.entries()] == [1]
+
+
+def test_entries_nobody_subscribes_to_stay_until_a_collector_does(mqtt_broker: LocalBroker,
+                                                                   outbox: Outbox) -> None:
+    publisher = Publisher(config(mqtt_broker), outbox).start()
+    try:
+        assert publisher.wait_connected(5)
+        for _ in range(5):
+            outbox.append(DRAFT)
+        publisher.wake()
+        wait_for(lambda: publisher.refusals >= 1, 5, "PUBACK 16 (no matching subscribers)")
+        assert outbox.backlog().backlog == 5, "accepted but unrouted entries are not delivered"
+        assert publisher.last_refusal is not None and "subscribers" in publisher.last_refusal.lower()
+        observer = Observer(mqtt_broker, T.entry)
+        try:
+            wait_for(lambda: outbox.backlog().backlog == 0, 15, "the retry once someone subscribes")
+            wait_for(lambda: len(observer.on(T.entry)) >= 5, 5, "the entries")
+        finally:
+            observer.close()
+    finally:
+        publisher.close()
+    assert_complete(observer, 5)

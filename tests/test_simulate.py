@@ -94,7 +94,7 @@ def test_cli_reports_a_bad_scenario_file(tmp_path: Path, capsys: pytest.CaptureF
 
 
 def test_simulation_with_the_collector_prints_the_days_report(capsys: pytest.CaptureFixture[str]) -> None:
-    assert cli.main(["simulate", "--collector"]) == 0
+    assert cli.main(["simulate"]) == 0
     out = capsys.readouterr().out
     people = len(load_scenario(None).person)
     assert f"collector: {people} of {people} entries stored" in out

@@ -53,6 +53,9 @@ from kiosk.entry import (
 from kiosk.outbox import Outbox, OutboxRow, RowKind
 
 log = logging.getLogger(__name__)
+# PUBACK 16: accepted, but no session subscribes, so nobody will ever get it (no collector yet, or
+# mosquitto 2.0.11 after a restart before the collectors resubscribe). Keep the row and retry it.
+NO_MATCHING_SUBSCRIBERS = 0x10
 
 CommandHandler = Callable[[dict[str, Any]], None]
 StatusProvider = Callable[[OutboxState], Devices]
@@ -309,7 +312,7 @@ class Publisher:
             if row is None:
                 if code >= 0x80:
                     log.warning("mqtt: broker refused the status: %s", describe_code(code))
-            elif code < 0x80:
+            elif code < 0x80 and code != NO_MATCHING_SUBSCRIBERS:
                 delivered.append(row.row)
                 if self._holds[row.kind].accepted():
                     log.warning("mqtt: broker accepts %s messages again", row.kind)
