@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from datetime import time
 from importlib import resources
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
@@ -405,26 +405,46 @@ def _describe(error: Mapping[str, Any], text: str) -> str:
     return f"{where}: got {error.get('input')!r}; expected {message}"
 
 
-def parse_config(text: str, *, source: str = "<config>", base_dir: Path | None = None) -> KioskConfig:
-    """Parse and validate TOML text; relative paths resolve against base_dir."""
+M = TypeVar("M", bound=BaseModel)
+
+
+def validate_toml(model: type[M], text: str, *, source: str) -> M:
+    """Parse TOML text into `model`; ConfigError has one line per problem, naming the key and its line."""
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(source, [f"TOML syntax error: {exc}"]) from None
     try:
-        config = KioskConfig.model_validate(data)
+        return model.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(source, [_describe(e, text) for e in exc.errors()]) from None
+
+
+def read_toml_text(path: Path) -> str:
+    """A config file's text; ConfigError when it cannot be read."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(str(path), [f"cannot read: {exc}"]) from None
+
+
+def resolve_path(path: Path | None, base: Path) -> Path | None:
+    """`~` expanded, and a relative path taken relative to `base` (the config file's directory)."""
+    if path is None:
+        return None
+    path = path.expanduser()
+    return path if path.is_absolute() else base / path
+
+
+def parse_config(text: str, *, source: str = "<config>", base_dir: Path | None = None) -> KioskConfig:
+    """Parse and validate TOML text; relative paths resolve against base_dir."""
+    config = validate_toml(KioskConfig, text, source=source)
     return _resolve_paths(config, base_dir) if base_dir is not None else config
 
 
 def load_config(path: Path) -> KioskConfig:
     """Read, parse and validate a config file."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(str(path), [f"cannot read: {exc}"]) from None
-    return parse_config(text, source=str(path), base_dir=path.resolve().parent)
+    return parse_config(read_toml_text(path), source=str(path), base_dir=path.resolve().parent)
 
 
 def embedded_config_text() -> str:
@@ -440,10 +460,7 @@ def load_embedded() -> KioskConfig:
 
 def _resolve_paths(config: KioskConfig, base: Path) -> KioskConfig:
     def fix(p: Path | None) -> Path | None:
-        if p is None:
-            return None
-        p = p.expanduser()
-        return p if p.is_absolute() else base / p
+        return resolve_path(p, base)
 
     camera = config.camera.model_copy(update={"path": fix(config.camera.path)})
     voice = config.voice.model_copy(

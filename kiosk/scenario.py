@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import tomllib
 from datetime import datetime
 from importlib import resources
 from pathlib import Path
@@ -10,7 +9,7 @@ from typing import Any, Literal
 
 from pydantic import ConfigDict, Field, ValidationError, model_validator
 
-from kiosk.config import ConfigError, PolicyConfig, Strict, _describe
+from kiosk.config import ConfigError, PolicyConfig, Strict, _describe, read_toml_text, validate_toml
 from kiosk.credentials.verdict import Colour, HealthStatus, Reason
 
 
@@ -84,14 +83,7 @@ def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
 
 def parse_scenario(text: str, *, source: str = "<scenario>") -> Scenario:
     """Parse and validate a scenario; ConfigError names the key and line."""
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(source, [f"TOML syntax error: {exc}"]) from None
-    try:
-        scenario = Scenario.model_validate(data)
-    except ValidationError as exc:
-        raise ConfigError(source, [_describe(e, text) for e in exc.errors()]) from None
+    scenario = validate_toml(Scenario, text, source=source)
     try:
         scenario.policy_over(PolicyConfig())
     except ValidationError as exc:
@@ -105,8 +97,4 @@ def load_scenario(path: Path | None) -> Scenario:
     if path is None:
         text = resources.files("kiosk").joinpath("data/scenario.toml").read_text(encoding="utf-8")
         return parse_scenario(text, source="<built-in scenario>")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(str(path), [f"cannot read: {exc}"]) from None
-    return parse_scenario(text, source=str(path))
+    return parse_scenario(read_toml_text(path), source=str(path))

@@ -3,15 +3,22 @@
 from __future__ import annotations
 
 import re
-import tomllib
 from datetime import time
 from pathlib import Path
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AfterValidator, Field, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, Field, field_validator, model_validator
 
-from kiosk.config import ConfigError, CredentialName, Name, Strict, _describe, read_secret
+from kiosk.config import (
+    CredentialName,
+    Name,
+    Strict,
+    read_secret,
+    read_toml_text,
+    resolve_path,
+    validate_toml,
+)
 
 DEFAULT_CONFIG = Path("/etc/checkpoint-kiosk/collector.toml")
 STATE_DIR = Path("/var/lib/checkpoint-collector")  # the unit's StateDirectory=checkpoint-collector
@@ -152,32 +159,18 @@ class CollectorConfig(Strict):
 def parse_collector_config(text: str, *, source: str = "<config>", base_dir: Path | None = None
                            ) -> CollectorConfig:
     """Parse and validate TOML text; relative paths resolve against base_dir."""
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(source, [f"TOML syntax error: {exc}"]) from None
-    try:
-        config = CollectorConfig.model_validate(data)
-    except ValidationError as exc:
-        raise ConfigError(source, [_describe(e, text) for e in exc.errors()]) from None
+    config = validate_toml(CollectorConfig, text, source=source)
     return _resolve_paths(config, base_dir) if base_dir is not None else config
 
 
 def load_collector_config(path: Path) -> CollectorConfig:
     """Read, parse and validate a collector config file."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(str(path), [f"cannot read: {exc}"]) from None
-    return parse_collector_config(text, source=str(path), base_dir=path.resolve().parent)
+    return parse_collector_config(read_toml_text(path), source=str(path), base_dir=path.resolve().parent)
 
 
 def _resolve_paths(config: CollectorConfig, base: Path) -> CollectorConfig:
     def fix(p: Path | None) -> Path | None:
-        if p is None:
-            return None
-        p = p.expanduser()
-        return p if p.is_absolute() else base / p
+        return resolve_path(p, base)
 
     broker = config.broker.model_copy(
         update={"password_file": fix(config.broker.password_file), "ca_file": fix(config.broker.ca_file)}
