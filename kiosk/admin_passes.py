@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import segno
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from kiosk.collector.store import IssuedPass
 from kiosk.config import read_secret
 from kiosk.credentials import idnumber
 from kiosk.credentials.keys import check_kid, kid_for, load_public_key, public_pem
@@ -44,18 +45,10 @@ class AdminError(Exception):
 
 
 @dataclass(frozen=True)
-class IssuedPass:
-    """One signed pass and the registry facts about it (never the raw ID number)."""
+class SignedPass(IssuedPass):
+    """An issued pass (the registry row, never the raw ID number) and its signed QR text."""
 
     text: str
-    pid: str
-    cat: str
-    hh: str | None
-    name_masked: str
-    idh: str
-    nbf: int
-    exp: int
-    kid: str
 
 
 def timezone_named(name: str | None) -> tzinfo:
@@ -132,7 +125,7 @@ def person_idh(*, id_number: str | None, idh: str | None, key: bytes | None) -> 
 
 
 def make_pass(key: Ed25519PrivateKey, kid: str | None, *, pid: str, cat: str, hh: str | None, name: str,
-              idh: str | None, nbf: int, exp: int) -> IssuedPass:
+              idh: str | None, nbf: int, exp: int) -> SignedPass:
     """Sign one pass after masking its name."""
     if idh is None:
         raise AdminError("a pass needs the holder's ID number (--id-number with --site-key) or --idh")
@@ -142,7 +135,8 @@ def make_pass(key: Ed25519PrivateKey, kid: str | None, *, pid: str, cat: str, hh
         text = issue_pass(key, kid, pid=pid, cat=cat, hh=hh or None, name=masked, idh=idh, nbf=nbf, exp=exp)
     except ValueError as exc:
         raise AdminError(f"pass {pid!r}: {exc}") from None
-    return IssuedPass(text, pid, cat, hh or None, masked, idh, nbf, exp, kid)
+    return SignedPass(pid=pid, cat=cat, hh=hh or None, name_masked=masked, idh=idh, nbf=nbf, exp=exp, kid=kid,
+                      text=text)
 
 
 def qr_code(text: str) -> segno.QRCode:
@@ -155,7 +149,7 @@ def write_png(text: str, path: Path) -> None:
     qr_code(text).save(str(path), kind="png", scale=QR_SCALE, border=4)
 
 
-def write_passes(passes: list[IssuedPass], out: Path) -> None:
+def write_passes(passes: list[SignedPass], out: Path) -> None:
     """`<pid>.txt` and `<pid>.png` per pass, and rows appended to `passes.csv`."""
     registry = out / "passes.csv"
     exists = registry.exists() and registry.stat().st_size > 0
@@ -177,7 +171,7 @@ def write_passes(passes: list[IssuedPass], out: Path) -> None:
 
 
 def read_batch(path: Path, key: Ed25519PrivateKey, kid: str | None, *, site: bytes | None, tz: tzinfo,
-               nbf: str | None, exp: str | None, days: str | None) -> list[IssuedPass]:
+               nbf: str | None, exp: str | None, days: str | None) -> list[SignedPass]:
     """Sign every row of a batch CSV, or raise AdminError listing every bad line (nothing is written)."""
     try:
         with path.open(newline="", encoding="utf-8-sig") as fh:
@@ -194,7 +188,7 @@ def read_batch(path: Path, key: Ed25519PrivateKey, kid: str | None, *, site: byt
     if unknown or not {"pid", "cat"} <= columns:
         raise AdminError(f"{path}: columns must include pid,cat and be among {','.join(BATCH_COLUMNS)}"
                          + (f"; unknown {unknown}" if unknown else ""))
-    passes: list[IssuedPass] = []
+    passes: list[SignedPass] = []
     problems: list[str] = []
     seen: set[str] = set()
     for line, raw_row in enumerate(rows, start=2):
@@ -233,7 +227,7 @@ body { font-family: "Noto Sans CJK SC", "Microsoft YaHei", sans-serif; margin: 0
 """
 
 
-def sheet_html(passes: Iterable[IssuedPass], tz: tzinfo) -> str:
+def sheet_html(passes: Iterable[SignedPass], tz: tzinfo) -> str:
     """A printable A4 page (3 cards a row) with each pass's QR code, masked name and validity."""
     cards = []
     for p in passes:
