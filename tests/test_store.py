@@ -259,6 +259,13 @@ def test_purge_deletes_old_entries_and_logs_it(store: Store) -> None:
     assert store.gaps() == []
 
 
+def test_purge_also_drops_old_dead_letters(store: Store) -> None:
+    store.insert_dead_letters([DeadLetter(T0 - timedelta(days=30), "t", "bad", b"old"),
+                               DeadLetter(T0, "t", "bad", b"new")])
+    store.purge(T0 - timedelta(days=28), now=T0)
+    assert [d.payload for d in store.dead_letters()] == [b"new"]
+
+
 def test_trace_log_is_kept_oldest_first(store: Store) -> None:
     store.log_trace("alice", '{"pid": "P-1"}', T0 + timedelta(minutes=2))
     store.log_trace("bob", '{"hh": "9-23-301"}', T0)

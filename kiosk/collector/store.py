@@ -222,7 +222,7 @@ class Store(ABC):
 
     @abstractmethod
     def purge(self, before: datetime, *, now: datetime) -> int:
-        """Delete entries with ts < before, log the purge at `now`, return how many went."""
+        """Delete entries with ts < before (and older dead letters), log the purge, return entries deleted."""
 
     @abstractmethod
     def purged_between(self, start: datetime, end: datetime) -> int:

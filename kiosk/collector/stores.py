@@ -322,6 +322,8 @@ class SqlStore(Store):
         with self._transaction(write=True) as cur:
             cur.execute("DELETE FROM entries WHERE ts < ?", (self._t(before),))
             deleted = int(cur.rowcount)
+            # Dead letters hold raw payloads with person refs: they go on the same schedule.
+            cur.execute("DELETE FROM dead_letters WHERE received_at < ?", (self._t(before),))
             cur.execute("INSERT INTO purges (at, before_ts, deleted) VALUES (?, ?, ?)",
                         (self._t(now), self._t(before), deleted))
             self._analyze(cur)
