@@ -129,7 +129,10 @@ def probe_broker(host: str, port: int, *, timeout_s: float = 3.0, username: str 
     if username is not None:
         client.username_pw_set(username, password.decode() if password else None)
     if tls:
-        client.tls_set(ca_certs=str(tls_ca) if tls_ca else None)
+        try:
+            client.tls_set(ca_certs=str(tls_ca) if tls_ca else None)
+        except (OSError, ValueError) as exc:
+            raise BrokerError(f"TLS CA file {tls_ca}: {getattr(exc, 'strerror', None) or exc}") from None
     done = threading.Event()
     result: list[ReasonCode] = []
 
