@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from kiosk import __version__
-from kiosk.config import ConfigError, KioskConfig, check_secrets, load_config, load_embedded
+from kiosk.config import ConfigError, KioskConfig, SecretError, check_secrets, load_config, load_embedded
 
 DEFAULT_CONFIG = Path("/etc/checkpoint-kiosk/kiosk.toml")
 EXIT_CONFIG = 2
@@ -69,9 +69,17 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     """The gate daemon."""
+    from drivers.errors import DeviceError
     from kiosk.app import run
+    from kiosk.outbox import OutboxError
 
-    return run(_load(args), config_path=_config_path(args))
+    config = _load(args)
+    try:
+        return run(config, config_path=_config_path(args))
+    except (DeviceError, OutboxError, SecretError, OSError) as exc:
+        # Fail shut and let systemd restart us: the relay was never energised.
+        logging.getLogger("kiosk").error("cannot start: %s", exc)
+        return 1
 
 
 def _verify_config(args: argparse.Namespace) -> KioskConfig:
