@@ -153,3 +153,17 @@ def test_camera_unplugged_then_back_is_reported_and_recovers(tmp_path: Path) -> 
         stop.set()
         thread.join(10)
     assert not thread.is_alive()
+
+
+def test_run_without_gpio_fails_clearly_and_shut(tmp_path: Path) -> None:
+    text = emulated_config(tmp_path).read_text().replace('hardware = "emulated"', 'hardware = "real"')
+    key = tmp_path / "site.key"
+    key.write_text("k")
+    text = text.replace('timezone = "Asia/Shanghai"', f'timezone = "Asia/Shanghai"\nhmac_key_file = "{key}"')
+    (tmp_path / "kiosk.toml").write_text(text)
+    env = {**os.environ, "GPIOZERO_PIN_FACTORY": "no-such-factory"}
+    done = subprocess.run([BIN / "kiosk", "run", "--config", str(tmp_path / "kiosk.toml")], env=env,
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 1
+    assert "cannot start: gate relay on pin 17" in done.stderr
+    assert "Traceback" not in done.stderr
