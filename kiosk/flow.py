@@ -51,6 +51,8 @@ log = logging.getLogger(__name__)
 
 State = Literal["idle", "collecting", "attention", "cooldown"]
 PRESENCE_POLL_S = 0.25
+# A code that fails its check, as a forgery does; an unknown QR code (a shop's menu) is not one.
+_FORGERY_SIGNS = frozenset({Reason.PASS_INVALID, Reason.HEALTH_CODE_INVALID})
 HEALTH_POLL_S = 5.0
 
 
@@ -208,7 +210,7 @@ class Gate:
             verdict = self.verifier.verify(code.data, now=self.clock.now())
             session.verdicts.append(verdict)
             session.last_code_at = event.seen_at
-            if verdict.reasons and not verdict.valid:
+            if set(verdict.reasons) & _FORGERY_SIGNS:
                 self._count_invalid(verdict)
         if self._codes_complete(session):
             self._measure_and_decide()

@@ -276,3 +276,9 @@ def test_entry_timestamps_are_utc_milliseconds(rig: Rig) -> None:
     ts = rig.entries()[0]["ts"]
     assert ts.endswith("Z") and len(ts) == len("2026-11-23T01:00:00.000Z")
     assert datetime.fromisoformat(ts) - START < timedelta(seconds=5)
+
+
+def test_unknown_codes_are_not_counted_as_forgeries(rig: Rig) -> None:
+    for i in range(rig.gate.config.gate.forgery_limit + 2):
+        rig.show(f"https://example.com/menu?table={i}")
+    assert [a["kind"] for a in rig.alerts()] == []
