@@ -135,7 +135,7 @@ class GateConfig(Strict):
     relay_pulse_s: float = Field(1.5, gt=0, le=30)
     deny_hold_s: float = Field(2.0, ge=0, le=30)  # red LED and no new session for this long after a deny
     attention_timeout_s: float = Field(60.0, ge=5, le=3600)  # staff resolve attention within this
-    forgery_limit: int = Field(5, ge=2, le=1000)  # this many invalid codes within the window ...
+    forgery_limit: int = Field(5, ge=2, le=1000)  # this many codes failing their check within ...
     forgery_window_s: float = Field(300.0, ge=10, le=86_400)  # ... raise a forgery alert
     forgery_delay_s: float = Field(3.0, ge=0, le=60)  # and slow each further deny by this much
 
