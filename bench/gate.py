@@ -95,12 +95,12 @@ def code_to_gate(config: KioskConfig, directory: Path, sessions: int) -> list[fl
             gate.submit(Motion())
             gate.drain()
             gate.step(None)  # the presence poll takes the reading: it is in hand before the last code
-            gate.submit(CodesSeen(tuple(debouncer.feed(scanner(health_frame))), 0.0, time.monotonic()))
+            gate.submit(CodesSeen(tuple(debouncer.feed(scanner(health_frame))), 0.0))
             gate.drain()
             actuators.opened_at = None
             started = time.perf_counter()
             codes = debouncer.feed(scanner(pass_frame))
-            gate.submit(CodesSeen(tuple(codes), 0.0, time.monotonic()))
+            gate.submit(CodesSeen(tuple(codes), 0.0))
             gate.drain()
             if actuators.opened_at is None:
                 raise RuntimeError(f"session {index}: the gate did not open ({gate.state})")

@@ -112,7 +112,7 @@ def _camera_loop(hw: Hardware, gate: Gate, stop: threading.Event) -> None:
         codes = debouncer.feed(scanner(frame))
         if codes:
             decode_ms = (time.perf_counter() - started) * 1000
-            gate.submit(CodesSeen(tuple(codes), decode_ms, gate.clock.monotonic()))
+            gate.submit(CodesSeen(tuple(codes), decode_ms))
 
 
 class Daemon:

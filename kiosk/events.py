@@ -20,11 +20,10 @@ class Motion:
 
 @dataclass(frozen=True)
 class CodesSeen:
-    """New (debounced) codes from one frame; `seen_at` is the frame's monotonic time."""
+    """New (debounced) codes from one frame, and what decoding that frame cost."""
 
     codes: tuple[Code, ...]
     decode_ms: float
-    seen_at: float
 
 
 @dataclass(frozen=True)
@@ -83,4 +82,3 @@ class Result:
     override: Override
     entry_id: str | None
     body_c: float | None
-    code_to_gate_ms: float | None = None

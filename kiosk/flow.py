@@ -64,7 +64,6 @@ class Session:
     verdicts: list[Verdict] = field(default_factory=list)
     seen: set[bytes] = field(default_factory=set)
     decode_ms: float = 0.0
-    last_code_at: float | None = None
     measurement: Measurement | None = None
     sensor_fault: str | None = None
     measured_at: float | None = None
@@ -209,7 +208,6 @@ class Gate:
             session.seen.add(code.data)
             verdict = self.verifier.verify(code.data, now=self.clock.now())
             session.verdicts.append(verdict)
-            session.last_code_at = event.seen_at
             if set(verdict.reasons) & _FORGERY_SIGNS:
                 self._count_invalid(verdict)
         if self._codes_complete(session):
@@ -405,18 +403,14 @@ class Gate:
             fields["decision"] = outcome.decision
         entry_id = self.recorder.record(fields)  # durable before the relay moves
         opened = outcome.decision == "allow" or override is not None
-        code_to_gate_ms = None
         if opened:
             self.act.open_gate(override=override)
-            session = self.session
-            if session is not None and session.last_code_at is not None:
-                code_to_gate_ms = (self.clock.monotonic() - session.last_code_at) * 1000
         else:
             self.act.deny(outcome.reasons)
         if outcome.decision == "deny":
             self._slow_down_if_attacked()
         body = fields["temperature"]["body_c"] if fields.get("temperature") else None
-        result = Result(outcome.decision, outcome.reasons, override, entry_id, body, code_to_gate_ms)
+        result = Result(outcome.decision, outcome.reasons, override, entry_id, body)
         if self.on_result is not None:
             self.on_result(result)
         self.state = "cooldown"

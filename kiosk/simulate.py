@@ -296,7 +296,7 @@ def _timeline(outcomes: list[Outcome], issuer: Issuer, registry: Registry, platf
                     codes = debouncer.feed(scanner(frame))
                     decode_ms = (time.perf_counter() - t_start) * 1000
                     if codes:
-                        gate.submit(CodesSeen(tuple(codes), decode_ms, clock.monotonic()))
+                        gate.submit(CodesSeen(tuple(codes), decode_ms))
                 at(t0 + 1.0 + 1.5 * g + f / 15, show)
         if person.staff is not None:
             def staff(kind: str = person.staff) -> None:

@@ -58,7 +58,7 @@ class Rig:
 
     def show(self, *texts: str) -> None:
         codes = tuple(Code(t.encode(), t, "zxing") for t in texts)
-        self.gate.submit(CodesSeen(codes, 1.0, self.clock.monotonic()))
+        self.gate.submit(CodesSeen(codes, 1.0))
         self.gate.drain()
 
     def run_for(self, seconds: float) -> None:
