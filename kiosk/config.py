@@ -33,6 +33,24 @@ Colour = Literal["green", "blue", "red", "pink"]
 Action = Literal["allow", "deny", "attention"]
 
 
+def _check_zone(value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError("an IANA time zone such as 'Asia/Shanghai'") from None
+    return value
+
+
+def _check_unique(value: list[Any]) -> list[Any]:
+    if len(set(value)) != len(value):
+        raise ValueError("each entry at most once")
+    return value
+
+
+TimeZoneName = Annotated[str, AfterValidator(_check_zone)]
+Unique = AfterValidator(_check_unique)  # Annotated[list[...], Unique]: no entry twice
+
+
 class Strict(BaseModel):
     """Base for every section: unknown keys are errors and values are immutable."""
 
@@ -76,18 +94,9 @@ class SiteConfig(Strict):
     id: Name
     kiosk: Name
     direction: Literal["in", "out", "both"] = "in"
-    timezone: str = "Asia/Shanghai"
+    timezone: TimeZoneName = "Asia/Shanghai"
     hmac_key_file: Path | None = None
     hmac_key_credential: CredentialName = None
-
-    @field_validator("timezone")
-    @classmethod
-    def _known_zone(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError("an IANA time zone such as 'Asia/Shanghai'") from None
-        return value
 
     def hmac_key(self) -> bytes | None:
         """The site HMAC key, from its file or credential."""
@@ -253,19 +262,12 @@ def _default_categories() -> dict[Colour, CategoryPolicy]:
 
 class PolicyConfig(Strict):
     fever_threshold_c: float = Field(37.3, ge=35.0, le=42.0)
-    require: list[Literal["health", "pass"]] = ["health", "pass"]
-    health_ok: list[Literal["green", "yellow", "red"]] = ["green"]
+    require: Annotated[list[Literal["health", "pass"]], Unique] = ["health", "pass"]
+    health_ok: Annotated[list[Literal["green", "yellow", "red"]], Unique] = ["green"]
     on_platform_down: Action = "attention"
     session_timeout_s: float = Field(20.0, ge=2, le=300)
     category: dict[Colour, CategoryPolicy] = Field(default_factory=_default_categories)
     household: HouseholdPolicy = HouseholdPolicy()
-
-    @field_validator("require", "health_ok")
-    @classmethod
-    def _unique(cls, value: list[str]) -> list[str]:
-        if len(set(value)) != len(value):
-            raise ValueError("each entry at most once")
-        return value
 
 
 def _check_url(value: str | None) -> str | None:

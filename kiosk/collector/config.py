@@ -6,14 +6,16 @@ import re
 from datetime import time
 from pathlib import Path
 from typing import Annotated, Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
-from pydantic import AfterValidator, Field, field_validator, model_validator
+from pydantic import AfterValidator, Field, model_validator
 
 from kiosk.config import (
     CredentialName,
     Name,
     Strict,
+    TimeZoneName,
+    Unique,
     read_secret,
     read_toml_text,
     resolve_path,
@@ -99,28 +101,16 @@ class IngestSection(Strict):
 Format = Literal["json", "png", "csv", "text"]
 
 
+def _default_formats() -> list[Format]:
+    return ["json", "png"]
+
+
 class ReportSection(Strict):
     time: ClockTime = "23:55"  # local; from 12:00 on it reports that day, before 12:00 the day before
-    timezone: str = "Asia/Shanghai"
+    timezone: TimeZoneName = "Asia/Shanghai"
     out_dir: Path = STATE_DIR / "reports"
     publish: bool = True  # the JSON also goes to checkpoint/v1/{site}/report
-    formats: list[Format] = Field(["json", "png"], min_length=1)
-
-    @field_validator("timezone")
-    @classmethod
-    def _known_zone(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError("an IANA time zone such as 'Asia/Shanghai'") from None
-        return value
-
-    @field_validator("formats")
-    @classmethod
-    def _unique(cls, value: list[str]) -> list[str]:
-        if len(set(value)) != len(value):
-            raise ValueError("each format at most once")
-        return value
+    formats: Annotated[list[Format], Unique] = Field(default_factory=_default_formats, min_length=1)
 
     @property
     def zone(self) -> ZoneInfo:
