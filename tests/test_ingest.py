@@ -22,10 +22,11 @@ from bench.ingest import Fleet, collector_config, entry_payloads
 from kiosk.broker import LocalBroker
 from kiosk.collector import run_cmd
 from kiosk.collector.config import CollectorConfig, load_collector_config, parse_collector_config
-from kiosk.collector.ingest import Ingest, Message, classify
+from kiosk.collector.ingest import Ingest, Message
 from kiosk.collector.service import Collector, Schedule, due_days, report_day
 from kiosk.collector.store import Store
 from kiosk.collector.stores import open_store
+from kiosk.collector.writer import BatchWriter, classify
 from kiosk.config import ConfigError
 from kiosk.entry import Alert, Entry, Status, topics
 
@@ -100,17 +101,17 @@ def test_classify_accepts_valid_and_dead_letters_the_rest() -> None:
     alert = Alert(kind="fever", ts=NOW, detail="38.1").to_json()
     wrong_schema = entry.replace(b"checkpoint.entry/1", b"checkpoint.entry/2")
     wrong_type = entry.replace(b'"seq":1', b'"seq":"1"')
-    messages = [
-        Message(T.entry, entry), Message(T.entry, entry), Message(T.entry, other),
-        Message(T.status, status), Message(T.alert, alert),
-        Message(T.entry, b"{not json"), Message(T.entry, b"\xff\xfe\x00junk"), Message(T.entry, b"[1, 2]"),
-        Message(T.entry, wrong_schema), Message(T.entry, wrong_type),
-        Message(topics("s1", "gate-south").entry, entry),
-        Message(T.entry, b" " * 20_000),
-        Message(T.status, b'{"state":"sleeping"}'), Message(T.alert, b'{"kind":"fever"}'),
-        Message("checkpoint/v1/s 1/gate/entry", entry),
+    items = [
+        (T.entry, entry), (T.entry, entry), (T.entry, other),
+        (T.status, status), (T.alert, alert),
+        (T.entry, b"{not json"), (T.entry, b"\xff\xfe\x00junk"), (T.entry, b"[1, 2]"),
+        (T.entry, wrong_schema), (T.entry, wrong_type),
+        (topics("s1", "gate-south").entry, entry),
+        (T.entry, b" " * 20_000),
+        (T.status, b'{"state":"sleeping"}'), (T.alert, b'{"kind":"fever"}'),
+        ("checkpoint/v1/s 1/gate/entry", entry),
     ]
-    batch = classify(messages, max_payload=16_384, received_at=NOW)
+    batch = classify(items, max_payload=16_384, received_at=NOW)
     assert [e.seq for e, _ in batch.entries] == [1, 2] and batch.in_batch_duplicates == 1
     assert batch.statuses == [("s1", "gate-north", Status(state="online", ts=NOW, camera="ok"))]
     assert [a.alert.kind for a in batch.alerts] == ["fever"]
@@ -129,7 +130,9 @@ def make_ingest(tmp_path: Path, broker: LocalBroker, store: Store, *, batch_size
                 client_id: str = "collector-1") -> Ingest:
     config = load_collector_config(collector_config(tmp_path / client_id, broker, client_id=client_id,
                                                     batch_size=batch_size, batch_ms=20))
-    return Ingest(config.broker, config.ingest, store)
+    stop = threading.Event()
+    writer = BatchWriter(store, max_payload=config.ingest.max_payload_bytes, stop=stop)
+    return Ingest(config.broker, config.ingest, writer, stop=stop)
 
 
 def test_ingest_stores_entries_statuses_alerts_and_dead_letters(tmp_path: Path, store: Store) -> None:
@@ -304,7 +307,7 @@ def test_service_notifies_systemd_and_stops_cleanly(tmp_path: Path, monkeypatch:
         try:
             got = [listener.recv(100) for _ in range(2)]
             assert got == [b"READY=1", b"WATCHDOG=1"]
-            assert {t.name for t in threading.enumerate()} >= {"ingest", "schedule"}
+            assert {t.name for t in threading.enumerate()} >= {"ingest", "schedule", "store-results"}
             publish(broker, T.entry, good(1)[0])
             ingest = collector.ingest
             assert ingest is not None
@@ -321,6 +324,6 @@ def test_service_notifies_systemd_and_stops_cleanly(tmp_path: Path, monkeypatch:
                 break
             listener.settimeout(0.2)
         assert messages[-1] == b"STOPPING=1"
-        assert not {t.name for t in threading.enumerate()} & {"ingest", "schedule"}
+        assert not {t.name for t in threading.enumerate()} & {"ingest", "schedule", "store-results"}
     listener.close()
     assert os.environ["NOTIFY_SOCKET"] == address

@@ -91,6 +91,8 @@ class IngestSection(Strict):
     batch_size: int = Field(500, ge=1, le=10_000)
     batch_ms: int = Field(50, ge=1, le=10_000)
     max_payload_bytes: int = Field(16_384, ge=1024, le=1_048_576)
+    # "process": validation and store writes in a child process, on a second core; "thread": in this one
+    writer: Literal["process", "thread"] = "process"
 
     @property
     def receive_maximum(self) -> int:

@@ -2,8 +2,9 @@
 
 Delivery. One paho client with a stable client id and a persistent session (`clean_start=False`,
 Session Expiry), QoS 1 and `manual_ack=True`. Its network thread only queues each message; the `ingest`
-worker takes up to `batch_size` of them (or what `batch_ms` brings), validates them, writes them to the
-store and only then acknowledges them. A crash before the commit means no PUBACK, so the broker
+worker takes up to `batch_size` of them (or what `batch_ms` brings), has its writer validate them and
+write them to the store (kiosk/collector/writer.py: in this thread, or in a child process), and only then
+acknowledges them. A crash before the commit means no PUBACK, so the broker
 redelivers from the session, and inserts are idempotent by entry id. A failing store is retried with
 backoff, nothing acknowledged, while the process stays up.
 
@@ -14,8 +15,8 @@ fill. We ask for two batches, so one fills while the other commits.
 Acks and reconnects. A PUBACK names a packet id, which is only meaningful on the connection the message
 came on: after a reconnect the broker resends unacknowledged messages and may reuse ids. Each message is
 tagged with its connection's generation and acknowledged only if that connection is still the current
-one (paho's `ack` merely queues a packet and wakes the network thread, so calling it from the worker is
-safe); the rest come again and are stored once.
+one (paho's `ack` merely queues a packet and wakes the network thread, so calling it from the worker or
+the writer's results thread is safe); the rest come again and are stored once.
 
 Subscriptions. Entries and alerts come through the shared subscriptions `$share/{group}/…`, so several
 collectors split them. Retained messages are never sent to a shared subscription (MQTT v5 §4.8.2), and a
@@ -36,9 +37,8 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
-from datetime import datetime
+from dataclasses import dataclass, replace
+from functools import partial
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
@@ -46,17 +46,13 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 from paho.mqtt.subscribeoptions import SubscribeOptions
-from pydantic import BaseModel, ValidationError
 
 from kiosk.collector.config import BrokerSection, IngestSection
-from kiosk.collector.store import DeadLetter, Store, StoredAlert
-from kiosk.entry import TOPIC_ROOT, Alert, Entry, Status, parse_topic, shared_subscription, utc_now
+from kiosk.collector.writer import Writer, Written
+from kiosk.entry import TOPIC_ROOT, shared_subscription
 
 log = logging.getLogger(__name__)
 
-BACKOFF_MIN_S = 0.2
-BACKOFF_MAX_S = 10.0
-GAPS_EVERY_S = 30.0
 UNREACHABLE_LOG_S = 60.0
 QOS0_BACKLOG_MAX = 100_000  # QoS 0 messages bypass Receive Maximum; past this backlog they are dropped
 
@@ -70,17 +66,6 @@ class Message:
     mid: int = 0
     qos: int = 1
     generation: int = 0
-
-
-@dataclass
-class Batch:
-    """Validated messages of one batch, by what the store does with them."""
-
-    entries: list[tuple[Entry, bytes]] = field(default_factory=list)
-    statuses: list[tuple[str, str, Status]] = field(default_factory=list)
-    alerts: list[StoredAlert] = field(default_factory=list)
-    dead: list[DeadLetter] = field(default_factory=list)
-    in_batch_duplicates: int = 0
 
 
 @dataclass(frozen=True)
@@ -99,82 +84,14 @@ class IngestStats:
     open_gaps: int | None = None  # None until first counted
 
 
-_MODELS: dict[str, type[BaseModel]] = {"entry": Entry, "status": Status, "alert": Alert}
-_MALFORMED = ("json_invalid", "json_type", "model_type", "model_attributes_type")
-
-
-def _why(exc: ValidationError) -> tuple[str, str]:
-    """(code, detail) for a payload that failed validation."""
-    errors = exc.errors(include_url=False)
-    first = errors[0] if errors else None
-    if first is not None and first["type"] in _MALFORMED:
-        return "malformed", str(first["msg"])[:200]
-    if first is not None and tuple(first["loc"]) == ("schema",) and first["type"] == "literal_error":
-        return "wrong_schema", f"schema {first.get('input')!r}"[:200]
-    detail = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or '(top)'}: {e['msg']}" for e in errors[:3])
-    more = f" (+{len(errors) - 3} more)" if len(errors) > 3 else ""
-    return "invalid", detail[:400] + more
-
-
-def classify(messages: Sequence[Message], *, max_payload: int, received_at: datetime) -> Batch:
-    """Validate each message; whatever is not a valid entry, status or alert becomes a dead letter."""
-    batch = Batch()
-    seen: set[str] = set()
-    for message in messages:
-        try:
-            _classify_one(message, batch, seen, max_payload=max_payload, received_at=received_at)
-        except Exception as exc:  # a bug here must not stop ingest; the message is kept as a dead letter
-            log.exception("cannot classify a message on %r", message.topic)
-            batch.dead.append(DeadLetter(received_at, message.topic, f"internal: {type(exc).__name__}",
-                                         message.payload[:max_payload]))
-    return batch
-
-
-def _classify_one(message: Message, batch: Batch, seen: set[str], *, max_payload: int,
-                  received_at: datetime) -> None:
-    def dead(reason: str) -> None:
-        batch.dead.append(DeadLetter(received_at, message.topic, reason, message.payload[:max_payload]))
-
-    where = parse_topic(message.topic)
-    if where is None:
-        dead("unknown_topic: not checkpoint/v1/{site}/{kiosk}/{entry|status|alert}")
-        return
-    site, kiosk, kind = where
-    size = len(message.payload)
-    if kind == "status" and size == 0:
-        return  # a retained status being cleared: nothing to record
-    if size > max_payload:
-        dead(f"oversized {kind}: {size} bytes > {max_payload} (the first {max_payload} kept)")
-        return
-    model = _MODELS[kind]
-    try:
-        parsed = model.model_validate_json(message.payload)
-    except ValidationError as exc:
-        code, detail = _why(exc)
-        dead(f"{code} {kind}: {detail}")
-        return
-    if isinstance(parsed, Entry):
-        if (parsed.site, parsed.kiosk) != (site, kiosk):
-            dead(f"topic_mismatch entry: topic {site}/{kiosk}, payload {parsed.site}/{parsed.kiosk}")
-        elif parsed.id in seen:
-            batch.in_batch_duplicates += 1
-        else:
-            seen.add(parsed.id)
-            batch.entries.append((parsed, message.payload))
-    elif isinstance(parsed, Status):
-        batch.statuses.append((site, kiosk, parsed))
-    elif isinstance(parsed, Alert):
-        batch.alerts.append(StoredAlert(site, kiosk, parsed, received_at))
-
-
 class Ingest:
     """The MQTT client and the `ingest` worker; `start()`, then `close()` after the stop event is set."""
 
-    def __init__(self, broker: BrokerSection, settings: IngestSection, store: Store, *,
+    def __init__(self, broker: BrokerSection, settings: IngestSection, writer: Writer, *,
                  stop: threading.Event | None = None, password: bytes | None = None) -> None:
         self._broker = broker
         self._settings = settings
-        self._store = store
+        self._writer = writer
         self._stop = stop or threading.Event()
         self._queue: queue.SimpleQueue[Message] = queue.SimpleQueue()
         self._lock = threading.Lock()  # generation, acks, stats
@@ -182,9 +99,8 @@ class Ingest:
         self.connected = False  # the broker connection is up
         self.healthy = True  # False while store writes fail
         self._stats = IngestStats()
-        self._gaps_at = 0.0
         self._unreachable_logged = -UNREACHABLE_LOG_S
-        self.heartbeat = time.monotonic()
+        self._heartbeat = time.monotonic()
         self._publish_results: dict[int, ReasonCode] = {}
         self._worker = threading.Thread(target=self._run, name="ingest")
         self.client = self._make_client(password)
@@ -267,7 +183,7 @@ class Ingest:
 
     def _run(self) -> None:
         try:
-            self._count_gaps()
+            self._handle_gaps()
             while not self._stop.is_set():
                 messages = self._take()
                 if messages:
@@ -295,61 +211,34 @@ class Ingest:
         return messages
 
     def _handle(self, messages: list[Message]) -> None:
-        received_at = utc_now()
-        batch = classify(messages, max_payload=self._settings.max_payload_bytes, received_at=received_at)
-        new = self._commit(batch, received_at)
-        if new is None:
+        items = [(message.topic, message.payload) for message in messages]
+        self._writer.submit(items, done=partial(self._written, messages), failed=self._failed)
+
+    def _handle_gaps(self) -> None:
+        self._writer.submit([], done=partial(self._written, []), failed=self._failed)
+
+    def _written(self, messages: list[Message], written: Written | None) -> None:
+        """Acknowledge a committed batch and count it (from the worker or the writer's results thread)."""
+        if written is None:
             return  # stopped while the store was failing: nothing acknowledged, the broker keeps it all
+        with self._lock:
+            self.healthy = True
         self._ack(messages)
         with self._lock:
             s = self._stats
             self._stats = replace(
-                s, received=s.received + len(messages), entries=s.entries + new,
-                duplicates=s.duplicates + len(batch.entries) - new + batch.in_batch_duplicates,
-                statuses=s.statuses + len(batch.statuses), alerts=s.alerts + len(batch.alerts),
-                dead_letters=s.dead_letters + len(batch.dead), batches=s.batches + 1,
+                s, received=s.received + len(messages), entries=s.entries + written.new,
+                duplicates=s.duplicates + written.duplicates, statuses=s.statuses + written.statuses,
+                alerts=s.alerts + written.alerts, dead_letters=s.dead_letters + written.dead_letters,
+                batches=s.batches + (1 if messages else 0),
+                open_gaps=s.open_gaps if written.open_gaps is None else written.open_gaps,
             )
-        if batch.dead:
-            first = batch.dead[0]
-            log.warning("%d dead letter(s); the first on %s: %s", len(batch.dead), first.topic, first.reason)
-        if time.monotonic() - self._gaps_at > GAPS_EVERY_S:
-            self._count_gaps()
 
-    def _commit(self, batch: Batch, received_at: datetime) -> int | None:
-        """Write the batch, retrying with backoff; new entries, or None if stopped before it succeeded."""
-        delay, attempt = BACKOFF_MIN_S, 0
-        while True:
-            attempt += 1
-            try:
-                new = self._write(batch, received_at)
-            except Exception as exc:
-                with self._lock:
-                    self.healthy = False
-                    self._stats = replace(self._stats, store_failures=self._stats.store_failures + 1)
-                log.error("UNHEALTHY: store write failed (attempt %d): %s: %s; nothing acknowledged, "
-                          "retrying in %.1f s", attempt, type(exc).__name__, exc, delay)
-                self._beat()
-                if self._stop.wait(delay):
-                    return None
-                delay = min(delay * 2, BACKOFF_MAX_S)
-                continue
-            if attempt > 1:
-                log.warning("store writes work again after %d attempts", attempt)
-            with self._lock:
-                self.healthy = True
-            return new
-
-    def _write(self, batch: Batch, received_at: datetime) -> int:
-        # Each call is one transaction. Entries, alerts and statuses are idempotent, so a retry after a
-        # partial failure repeats them harmlessly; dead letters go last, as a retry would repeat them.
-        new = self._store.insert_entries(batch.entries, received_at) if batch.entries else 0
-        if batch.alerts:
-            self._store.insert_alerts(batch.alerts)
-        for site, kiosk, status in batch.statuses:
-            self._store.record_status(site, kiosk, status, received_at)
-        if batch.dead:
-            self._store.insert_dead_letters(batch.dead)
-        return new
+    def _failed(self) -> None:
+        with self._lock:
+            self.healthy = False
+            self._stats = replace(self._stats, store_failures=self._stats.store_failures + 1)
+        self._beat()
 
     def _ack(self, messages: list[Message]) -> None:
         with self._lock:
@@ -358,18 +247,8 @@ class Ingest:
                 if message.qos > 0 and message.generation == current:
                     self.client.ack(message.mid, message.qos)
 
-    def _count_gaps(self) -> None:
-        self._gaps_at = time.monotonic()
-        try:
-            gaps = len(self._store.gaps())
-        except Exception as exc:
-            log.warning("cannot count seq gaps: %s", exc)
-            return
-        with self._lock:
-            self._stats = replace(self._stats, open_gaps=gaps)
-
     def _beat(self) -> None:
-        self.heartbeat = time.monotonic()
+        self._heartbeat = time.monotonic()
 
     # -- the service's side --------------------------------------------------------------------------
 
@@ -392,6 +271,8 @@ class Ingest:
             self._worker.join(timeout_s)
             if self._worker.is_alive():
                 log.warning("the ingest worker did not stop within %g s", timeout_s)
+        if not self._writer.drain(timeout_s):
+            log.warning("batches still uncommitted after %g s; they were not acknowledged", timeout_s)
         self.client.disconnect()
         self.client.loop_stop()
         s = self.stats()
@@ -416,8 +297,13 @@ class Ingest:
 
     @property
     def worker_alive(self) -> bool:
-        """Whether the worker thread runs."""
-        return self._worker.is_alive()
+        """Whether the worker thread and the writer run."""
+        return self._worker.is_alive() and self._writer.alive
+
+    @property
+    def heartbeat(self) -> float:
+        """The monotonic time of the last sign that ingest turns: the worker's loop and the writer's work."""
+        return min(self._heartbeat, self._writer.progress)
 
     def stats(self) -> IngestStats:
         """A snapshot of the counters."""

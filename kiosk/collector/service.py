@@ -1,9 +1,11 @@
 """`kiosk-collector run`: the store, MQTT ingest and the daily schedule (retention purge, report); start/stop.
 
-Threads: `ingest` (store writes, then acks), paho's network thread, and `schedule` (purge and reports on
-their own store connection, so a slow report never holds up ingest). They share one stop event, set by
-SIGTERM or SIGINT, and are joined on the way out. The watchdog is pinged only while the ingest worker is
-alive and turning.
+Threads: `ingest` (batches to the writer, acks after their commit), paho's network thread, and `schedule`
+(purge and reports on their own store connection, so a slow report never holds up ingest). With
+`ingest.writer = "process"` (the default) the writer is a child process, `store-writer`, whose results
+the `store-results` thread reads (kiosk/collector/writer_process.py). They share one stop event, set by
+SIGTERM or SIGINT, and are joined on the way out. The watchdog is pinged only while the ingest worker and
+the writer are alive and turning.
 
 The schedule runs in `report.timezone`. A run missed while the collector was down runs once at start:
 the state (the last day of a report run and of a purge) is a small JSON file in `report.out_dir`. A
@@ -28,10 +30,11 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from kiosk.app import sd_notify
-from kiosk.collector import stores
 from kiosk.collector.config import CollectorConfig, clock_time
 from kiosk.collector.ingest import Ingest, IngestStats
 from kiosk.collector.store import Store
+from kiosk.collector.writer import BatchWriter, Writer, open_configured_store
+from kiosk.collector.writer_process import WriterProcess
 from kiosk.config import SecretError
 from kiosk.entry import report_topic
 
@@ -45,15 +48,6 @@ RETRY_AFTER_S = 600.0  # a failed scheduled job is tried again after this
 CATCH_UP_DAYS = 7  # reports missed for longer than this are not made automatically
 STATE_FILE = ".schedule.json"
 EXTENSIONS = {"json": "json", "png": "png", "csv": "csv", "text": "txt"}
-
-
-def open_store(config: CollectorConfig) -> Store:
-    """The configured store."""
-    cfg = config.store
-    if cfg.kind == "sqlite":
-        cfg.path.parent.mkdir(parents=True, exist_ok=True)
-        return stores.open_store("sqlite", path=cfg.path)
-    return stores.open_store("postgres", dsn=cfg.dsn())
 
 
 def due_days(last_done: date | None, now: datetime, tz: ZoneInfo, at: clock,
@@ -210,8 +204,8 @@ class Collector:
         with ExitStack() as stack:
             try:
                 password = self.config.broker.password()
-                store = stack.enter_context(open_store(self.config))
-                schedule_store = stack.enter_context(open_store(self.config))  # the schedule's connection
+                schedule_store = stack.enter_context(open_configured_store(self.config))  # for the schedule
+                writer = self._writer(stack)
             except SecretError as exc:
                 log.error("%s", exc)
                 return 1
@@ -219,7 +213,7 @@ class Collector:
                 log.error("cannot open the %s store: %s: %s", self.config.store.kind, type(exc).__name__, exc)
                 return 1
             try:
-                ingest = self.ingest = Ingest(self.config.broker, self.config.ingest, store, stop=stop,
+                ingest = self.ingest = Ingest(self.config.broker, self.config.ingest, writer, stop=stop,
                                               password=password)
             except (OSError, ValueError) as exc:  # e.g. an unreadable CA file
                 log.error("cannot set up the MQTT client: %s: %s", type(exc).__name__, exc)
@@ -243,6 +237,13 @@ class Collector:
                 if thread.is_alive():
                     log.warning("thread %s did not stop within %g s", thread.name, JOIN_TIMEOUT_S)
         return status
+
+    def _writer(self, stack: ExitStack) -> Writer:
+        """The ingest writer: a child process, or this process with its own store connection."""
+        if self.config.ingest.writer == "process":
+            return stack.enter_context(WriterProcess(self.config, stop=self.stop))
+        store = stack.enter_context(open_configured_store(self.config))
+        return BatchWriter(store, max_payload=self.config.ingest.max_payload_bytes, stop=self.stop)
 
     def _supervise(self, ingest: Ingest) -> int:
         """Ping the watchdog while the worker turns; log the counters now and then."""

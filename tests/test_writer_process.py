@@ -1,0 +1,187 @@
+"""The collector's store writer in a child process: ordered results, retries, stopping, and dying parents."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from mqtt_helpers import publish, wait_for
+
+from bench.ingest import collector_config, entry_payloads
+from kiosk.broker import LocalBroker
+from kiosk.collector.config import CollectorConfig, load_collector_config
+from kiosk.collector.service import Collector
+from kiosk.collector.store import StoreError
+from kiosk.collector.stores import open_store
+from kiosk.collector.writer import Item, Written
+from kiosk.collector.writer_process import WriterProcess
+from kiosk.entry import topics
+
+T = topics("s1", "gate-north")
+ROOT = Path(__file__).resolve().parents[1]
+BREAK_INSERTS = "CREATE TRIGGER broken BEFORE INSERT ON entries BEGIN SELECT RAISE(ABORT, 'disk full'); END"
+
+
+def sqlite_config(db: Path) -> CollectorConfig:
+    return CollectorConfig.model_validate({"store": {"kind": "sqlite", "path": str(db)}})
+
+
+def execute(db: Path, statement: str) -> None:
+    with contextlib.closing(sqlite3.connect(db)) as conn:
+        conn.execute(statement)
+
+
+def items(count: int, first_seq: int = 1) -> list[Item]:
+    return [(T.entry, payload) for payload in entry_payloads("s1", "gate-north", count, first_seq=first_seq)]
+
+
+class Results:
+    """Collects `done` results and `failed` calls, as Ingest would."""
+
+    def __init__(self) -> None:
+        self.done: list[tuple[int, Written | None]] = []
+        self.failures = 0
+        self.threads: set[str] = set()
+
+    def submit(self, writer: WriterProcess, batch: list[Item], tag: int) -> None:
+        writer.submit(batch, done=lambda written: self._done(tag, written), failed=self._failed)
+
+    def _done(self, tag: int, written: Written | None) -> None:
+        self.threads.add(threading.current_thread().name)
+        self.done.append((tag, written))
+
+    def _failed(self) -> None:
+        self.failures += 1
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Path:
+    return tmp_path / "collector.sqlite"
+
+
+@pytest.fixture
+def writer(db: Path) -> Iterator[tuple[WriterProcess, threading.Event]]:
+    stop = threading.Event()
+    with WriterProcess(sqlite_config(db), stop=stop) as opened:
+        yield opened, stop
+
+
+def test_batches_are_committed_in_order_and_reported(writer: tuple[WriterProcess, threading.Event],
+                                                     db: Path) -> None:
+    process, _ = writer
+    results = Results()
+    first, second = items(300), items(200, first_seq=301)
+    results.submit(process, first, 1)  # no waiting in between: both are in the pipe at once
+    results.submit(process, [*second, (T.entry, b"{not json")], 2)
+    results.submit(process, first[:10], 3)  # a redelivery
+    assert process.drain(20)
+    assert [tag for tag, _ in results.done] == [1, 2, 3]
+    assert [(w.new, w.duplicates, w.dead_letters) for _, w in results.done if w] == [
+        (300, 0, 0), (200, 0, 1), (0, 10, 0)]
+    assert results.threads == {"store-results"} and results.failures == 0
+    with open_store("sqlite", path=db) as store:
+        assert store.count_entries() == 500 and store.gaps() == []
+        assert [d.payload for d in store.dead_letters()] == [b"{not json"]
+
+
+def test_a_failing_store_is_retried_in_the_child(writer: tuple[WriterProcess, threading.Event],
+                                                 db: Path) -> None:
+    process, _ = writer
+    results = Results()
+    execute(db, BREAK_INSERTS)  # a real database error on every insert, until the trigger goes
+    results.submit(process, items(50), 1)
+    wait_for(lambda: results.failures >= 2, 10, "two failed attempts")
+    assert results.done == []
+    execute(db, "DROP TRIGGER broken")
+    assert process.drain(20)
+    assert [(tag, w.new if w else None) for tag, w in results.done] == [(1, 50)]
+
+
+def test_a_stop_during_retries_gives_the_batch_up(writer: tuple[WriterProcess, threading.Event],
+                                                  db: Path) -> None:
+    process, stop = writer
+    results = Results()
+    execute(db, BREAK_INSERTS)
+    results.submit(process, items(20), 1)
+    wait_for(lambda: results.failures >= 1, 10, "a failed attempt")
+    stop.set()
+    assert process.drain(10)
+    assert results.done == [(1, None)]
+    results.submit(process, items(5, first_seq=21), 2)  # still failing, and stopped: given up at once
+    assert process.drain(5)
+    assert results.done[-1] == (2, None)
+    process.close()
+    assert not process.alive
+    with open_store("sqlite", path=db) as store:
+        assert store.count_entries() == 0
+
+
+def test_a_store_that_cannot_open_fails_the_start(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("not a directory")
+    with pytest.raises(StoreError, match="cannot open the sqlite store"):
+        WriterProcess(sqlite_config(tmp_path / "file" / "collector.sqlite"), stop=threading.Event())
+
+
+def test_the_child_exits_when_the_parent_is_killed(db: Path) -> None:
+    script = textwrap.dedent(f"""
+        import sys, threading, time
+        from pathlib import Path
+        from kiosk.collector.config import CollectorConfig
+        from kiosk.collector.writer_process import WriterProcess
+        if __name__ == "__main__":
+            config = CollectorConfig.model_validate({{"store": {{"kind": "sqlite", "path": {str(db)!r}}}}})
+            writer = WriterProcess(config, stop=threading.Event())
+            print(writer.pid, flush=True)
+            time.sleep(60)
+    """)
+    parent = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, cwd=ROOT, text=True)
+    try:
+        assert parent.stdout is not None
+        child = int(parent.stdout.readline())
+        assert _running(child)
+    finally:
+        parent.kill()
+        parent.wait(10)
+    wait_for(lambda: not _running(child), 10, "the orphaned writer to exit")
+
+
+def test_the_collector_stops_when_its_writer_dies(tmp_path: Path) -> None:
+    with LocalBroker() as broker:
+        config = load_collector_config(collector_config(tmp_path, broker))
+        assert config.ingest.writer == "process"
+        collector = Collector(config)
+        status: list[int] = []
+        thread = threading.Thread(target=lambda: status.append(collector.run()), name="collector-under-test")
+        thread.start()
+        try:
+            wait_for(lambda: collector.ingest is not None and collector.ingest.connected, 10, "connected")
+            publish(broker, T.entry, items(1)[0][1])
+            ingest = collector.ingest
+            assert ingest is not None
+            wait_for(lambda: ingest.stats().entries == 1, 10, "the first entry")
+            writer = ingest._writer
+            assert isinstance(writer, WriterProcess) and writer.pid is not None
+            os.kill(writer.pid, signal.SIGKILL)
+            thread.join(15)
+        finally:
+            collector.stop.set()
+            thread.join(15)
+        assert status == [1]
+
+
+def _running(pid: int) -> bool:
+    """Whether `pid` runs (a zombie no one has reaped yet counts as exited)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state != "Z"
