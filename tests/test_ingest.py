@@ -214,7 +214,7 @@ def test_receive_maximum_is_two_batches(tmp_path: Path, store: Store) -> None:
             wait_for(lambda: ingest.connected, 5, "connected")
             fleet = Fleet(broker, {T.entry: good(60)}).start()
             time.sleep(1.0)
-            held = ingest._queue.qsize() + 10  # one batch is in the blocked commit
+            held = ingest.queued + 10  # one batch is in the blocked commit
             assert held == 20, "the broker sends Receive Maximum (2 x batch_size) unacknowledged messages"
             gate.set()
             fleet.wait(10)

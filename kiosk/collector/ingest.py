@@ -34,11 +34,11 @@ does restore) avoids the window where one collector is enough.
 from __future__ import annotations
 
 import logging
-import queue
 import threading
 import time
 from dataclasses import dataclass, replace
 from functools import partial
+from typing import NamedTuple
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
@@ -57,8 +57,7 @@ UNREACHABLE_LOG_S = 60.0
 QOS0_BACKLOG_MAX = 100_000  # QoS 0 messages bypass Receive Maximum; past this backlog they are dropped
 
 
-@dataclass(frozen=True, slots=True)
-class Message:
+class Message(NamedTuple):
     """One received MQTT message as the network thread hands it to the worker."""
 
     topic: str
@@ -93,7 +92,10 @@ class Ingest:
         self._settings = settings
         self._writer = writer
         self._stop = stop or threading.Event()
-        self._queue: queue.SimpleQueue[Message] = queue.SimpleQueue()
+        # The network thread appends; the worker is woken only by the first message and by a full batch.
+        self._inbox: list[Message] = []
+        self._inbox_changed = threading.Condition(threading.Lock())
+        self._first_at = 0.0  # when the oldest message in the inbox arrived (monotonic)
         self._lock = threading.Lock()  # generation, acks, stats
         self._generation = 0
         self.connected = False  # the broker connection is up
@@ -168,11 +170,19 @@ class Ingest:
             topic = message.topic
         except UnicodeDecodeError:
             topic = "(invalid UTF-8 topic)"
-        if message.qos == 0 and self._queue.qsize() > QOS0_BACKLOG_MAX:
+        if message.qos == 0 and len(self._inbox) > QOS0_BACKLOG_MAX:
             with self._lock:
                 self._stats = replace(self._stats, dropped_qos0=self._stats.dropped_qos0 + 1)
             return
-        self._queue.put(Message(topic, bytes(message.payload), message.mid, message.qos, self._generation))
+        received = Message(topic, bytes(message.payload), message.mid, message.qos, self._generation)
+        with self._inbox_changed:
+            self._inbox.append(received)
+            held = len(self._inbox)
+            if held == 1:
+                self._first_at = time.monotonic()
+                self._inbox_changed.notify()
+            elif held == self._settings.batch_size:
+                self._inbox_changed.notify()
 
     def _on_publish(self, client: mqtt.Client, userdata: object, mid: int, reason: ReasonCode,
                     properties: Properties) -> None:
@@ -189,7 +199,8 @@ class Ingest:
                 if messages:
                     self._handle(messages)
                 self._beat()
-            final = [self._queue.get() for _ in range(self._queue.qsize())]  # arrived before the stop
+            with self._inbox_changed:
+                final, self._inbox = self._inbox, []  # arrived before the stop
             for start in range(0, len(final), self._settings.batch_size):
                 self._handle(final[start:start + self._settings.batch_size])
         except Exception:
@@ -197,18 +208,24 @@ class Ingest:
             raise
 
     def _take(self) -> list[Message]:
-        """Up to batch_size messages: what arrives within batch_ms of the first one."""
-        try:
-            messages = [self._queue.get(timeout=0.2)]
-        except queue.Empty:
-            return []
-        deadline = time.monotonic() + self._settings.batch_ms / 1000
-        while len(messages) < self._settings.batch_size:
-            try:
-                messages.append(self._queue.get(timeout=max(0.0, deadline - time.monotonic())))
-            except queue.Empty:
-                break
-        return messages
+        """Up to batch_size messages, waiting at most batch_ms for a batch to fill (0.2 s for the first)."""
+        size = self._settings.batch_size
+        with self._inbox_changed:
+            if not self._inbox_changed.wait_for(lambda: self._inbox, 0.2):
+                return []
+            window = self._first_at + self._settings.batch_ms / 1000 - time.monotonic()
+            if window > 0:
+                self._inbox_changed.wait_for(lambda: len(self._inbox) >= size, window)
+            messages, self._inbox = self._inbox[:size], self._inbox[size:]
+            if self._inbox:
+                self._first_at = time.monotonic()
+            return messages
+
+    @property
+    def queued(self) -> int:
+        """Messages received and not yet handed to the writer."""
+        with self._inbox_changed:
+            return len(self._inbox)
 
     def _handle(self, messages: list[Message]) -> None:
         items = [(message.topic, message.payload) for message in messages]
