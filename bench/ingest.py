@@ -182,7 +182,8 @@ def shipped_broker_config() -> str:
 
 def collector_config(directory: Path, broker: LocalBroker, *, client_id: str = "collector-1",
                      store: str = "sqlite", db: Path | None = None, dsn: str | None = None,
-                     batch_size: int = 500, batch_ms: int = 50, shared: bool = True, extra: str = "") -> Path:
+                     batch_size: int = 500, batch_ms: int = 50, shared: bool = True, writer: str = "process",
+                     extra: str = "") -> Path:
     """A collector config for a local broker; returns its path."""
     directory.mkdir(parents=True, exist_ok=True)
     if store == "postgres":
@@ -192,7 +193,8 @@ def collector_config(directory: Path, broker: LocalBroker, *, client_id: str = "
         store_lines = f'kind = "sqlite"\npath = "{db or directory / "collector.sqlite"}"'
     text = (f'[broker]\nhost = "{broker.host}"\nport = {broker.port}\nclient_id = "{client_id}"\n'
             f"reconnect_min_s = 1\nreconnect_max_s = 1\n\n[store]\n{store_lines}\n\n"
-            f"[ingest]\nbatch_size = {batch_size}\nbatch_ms = {batch_ms}\nshared = {str(shared).lower()}\n\n"
+            f"[ingest]\nbatch_size = {batch_size}\nbatch_ms = {batch_ms}\nshared = {str(shared).lower()}\n"
+            f'writer = "{writer}"\n\n'
             f'[report]\nout_dir = "{directory / "reports"}"\npublish = false\n{extra}')
     path = directory / f"{client_id}.toml"
     path.write_text(text, encoding="utf-8")
@@ -276,11 +278,12 @@ def bench_raw(broker: LocalBroker, *, streams: Mapping[str, Sequence[bytes]], tm
 
 
 def bench_collector(broker: LocalBroker, *, streams: Mapping[str, Sequence[bytes]], tmp: Path, mode: str,
-                    store: str, dsn: str | None = None, batch_size: int = 500, collectors: int = 1) -> float:
+                    store: str, dsn: str | None = None, batch_size: int = 500, collectors: int = 1,
+                    writer: str = "process") -> float:
     """Seconds until the collectors have stored the whole stream (live) or drained the backlog."""
     db = tmp / "collector.sqlite"
     configs = [collector_config(tmp / f"c{n}", broker, client_id=f"bench-{n}", store=store, dsn=dsn, db=db,
-                                batch_size=batch_size) for n in range(collectors)]
+                                batch_size=batch_size, writer=writer) for n in range(collectors)]
     command = collector_command()
     reader = open_store("sqlite", path=db) if store == "sqlite" else open_store("postgres", dsn=dsn)
     kiosks = threading.Thread(target=_publish_fleet, args=(broker, streams, tmp), name="kiosks")
@@ -333,6 +336,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--kiosks", type=int, default=10)
     parser.add_argument("--batch-size", type=int, default=500)
     parser.add_argument("--collectors", default="1,2", help="collector processes to try, e.g. 1,2")
+    parser.add_argument("--writers", default="process,thread", help="ingest.writer values to try")
     parser.add_argument("--modes", default="live,backlog")
     parser.add_argument("--pg-dsn", help="an existing PostgreSQL database (default: a throwaway server)")
     parser.add_argument("--no-pg", action="store_true", help="skip PostgreSQL")
@@ -366,16 +370,18 @@ def main(argv: list[str] | None = None) -> int:
                 if store == "postgres" and dsn is None:
                     print(f"| collector, {name} | {mode} | – | – | – | – ({pg_note or 'skipped'}) |")
                     continue
-                for count in (int(n) for n in args.collectors.split(",")):
-                    runs += 1  # a new site each run: no seq conflicts in a reused --pg-dsn database
-                    streams = fleet_streams(args.kiosks, per_kiosk, site=f"bench{runs}")
-                    with _database(pg_server, dsn) as run_dsn:
-                        run = partial(bench_collector, streams=streams, mode=mode, store=store, dsn=run_dsn,
-                                      batch_size=args.batch_size, collectors=count)
-                        took = _run_once(run)
-                    label = f"collector, {name}" + (f", {count} processes" if count > 1 else "")
-                    print(f"| {label} | {mode} | {total} | {took:.2f} | {total / took:,.0f} | "
-                          f"{raw / took:.2f} |", flush=True)
+                for writer in args.writers.split(","):
+                    for count in (int(n) for n in args.collectors.split(",")):
+                        runs += 1  # a new site each run: no seq conflicts in a reused --pg-dsn database
+                        streams = fleet_streams(args.kiosks, per_kiosk, site=f"bench{runs}")
+                        with _database(pg_server, dsn) as run_dsn:
+                            run = partial(bench_collector, streams=streams, mode=mode, store=store,
+                                          dsn=run_dsn, batch_size=args.batch_size, collectors=count,
+                                          writer=writer)
+                            took = _run_once(run)
+                        label = f"{count} collector{'s' if count > 1 else ''}, {name}, writer {writer}"
+                        print(f"| {label} | {mode} | {total} | {took:.2f} | {total / took:,.0f} | "
+                              f"{raw / took:.2f} |", flush=True)
     finally:
         if pg_server is not None:
             pg_server.stop()

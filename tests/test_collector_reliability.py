@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 from mqtt_helpers import Observer, wait_for
+from proc_helpers import children, running
 
 from bench.ingest import (
     Fleet,
@@ -117,8 +118,11 @@ def test_collector_killed_mid_stream_loses_and_doubles_nothing(collectors: Colle
     try:
         wait_for(lambda: collectors.count() >= 3000, 30, "a first part stored")
         killed = collectors.procs.pop("collector-1")
+        orphans = children(killed.pid)  # the store writer: it commits what it holds, then exits
+        assert orphans, "the collector runs its store writer as a child process"
         killed.send_signal(signal.SIGKILL)
         killed.wait(10)
+        wait_for(lambda: not any(running(pid) for pid in orphans), 10, "the orphaned writer to exit")
         at_kill = collectors.count()
         collectors.start()
         fleet.wait(60)

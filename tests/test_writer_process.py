@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 from mqtt_helpers import publish, wait_for
+from proc_helpers import running
 
 from bench.ingest import collector_config, entry_payloads
 from kiosk.broker import LocalBroker
@@ -147,11 +148,11 @@ def test_the_child_exits_when_the_parent_is_killed(db: Path) -> None:
     try:
         assert parent.stdout is not None
         child = int(parent.stdout.readline())
-        assert _running(child)
+        assert running(child)
     finally:
         parent.kill()
         parent.wait(10)
-    wait_for(lambda: not _running(child), 10, "the orphaned writer to exit")
+    wait_for(lambda: not running(child), 10, "the orphaned writer to exit")
 
 
 def test_the_collector_stops_when_its_writer_dies(tmp_path: Path) -> None:
@@ -177,11 +178,3 @@ def test_the_collector_stops_when_its_writer_dies(tmp_path: Path) -> None:
             thread.join(15)
         assert status == [1]
 
-
-def _running(pid: int) -> bool:
-    """Whether `pid` runs (a zombie no one has reaped yet counts as exited)."""
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except FileNotFoundError:
-        return False
-    return state != "Z"
