@@ -292,22 +292,25 @@ def test_schedule_makes_missed_reports_once_and_purges(tmp_path: Path, store: St
 # -- the service --------------------------------------------------------------------------------------
 
 
-def test_service_notifies_systemd_and_stops_cleanly(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("writer", ["process", "thread"])
+def test_service_notifies_systemd_and_stops_cleanly(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                    writer: str) -> None:
     address = str(tmp_path / "notify")
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     listener.bind(address)
     listener.settimeout(5)
     monkeypatch.setenv("NOTIFY_SOCKET", address)
     with LocalBroker() as broker:
-        config = load_collector_config(collector_config(tmp_path, broker))
+        config = load_collector_config(collector_config(tmp_path, broker, writer=writer))
         stop = threading.Event()
         collector = Collector(config, stop=stop)
+        threads = {"ingest", "schedule"} | ({"store-results"} if writer == "process" else set())
         thread = threading.Thread(target=collector.run, name="collector-under-test")
         thread.start()
         try:
             got = [listener.recv(100) for _ in range(2)]
             assert got == [b"READY=1", b"WATCHDOG=1"]
-            assert {t.name for t in threading.enumerate()} >= {"ingest", "schedule", "store-results"}
+            assert {t.name for t in threading.enumerate()} >= threads
             publish(broker, T.entry, good(1)[0])
             ingest = collector.ingest
             assert ingest is not None
@@ -324,6 +327,6 @@ def test_service_notifies_systemd_and_stops_cleanly(tmp_path: Path, monkeypatch:
                 break
             listener.settimeout(0.2)
         assert messages[-1] == b"STOPPING=1"
-        assert not {t.name for t in threading.enumerate()} & {"ingest", "schedule", "store-results"}
+        assert not {t.name for t in threading.enumerate()} & threads
     listener.close()
     assert os.environ["NOTIFY_SOCKET"] == address
