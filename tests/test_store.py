@@ -7,14 +7,17 @@ import random
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 import pytest
 import uuid6
+from hypothesis import given
+from hypothesis import strategies as st
 from pg import fresh_database
 
+from kiosk.collector.schema import check_aware, to_text_time
 from kiosk.collector.sqlite_store import SqliteStore
 from kiosk.collector.store import (
     DeadLetter,
@@ -375,3 +378,15 @@ def test_plan_seqs_splits_gaps_and_finds_reseen_seqs() -> None:
     plan = plan_seqs(10, [(3, 8)], [12, 5, 3, 2, 5, 15])
     assert (plan.top, plan.drop, plan.reseen) == (15, [3], [2])
     assert plan.add == [(4, 4), (6, 8), (11, 11), (13, 14)]
+
+
+@given(moment=st.datetimes(min_value=datetime(1970, 1, 2), max_value=datetime(9999, 12, 30),
+                           timezones=st.sampled_from([UTC, timezone(timedelta(hours=8)),
+                                                      timezone(timedelta(hours=-5, minutes=-30))])))
+def test_text_times_are_utc_fixed_width_and_sort_as_time(moment: datetime) -> None:
+    text = to_text_time(moment)
+    assert len(text) == 27 and text.endswith("Z")
+    assert datetime.fromisoformat(text) == moment
+    later = to_text_time(moment + timedelta(microseconds=1))
+    assert later > text
+    assert check_aware(moment) == moment and check_aware(moment).utcoffset() == timedelta(0)

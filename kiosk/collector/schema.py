@@ -129,11 +129,14 @@ class Cursor(Protocol):
 
 def to_text_time(value: datetime) -> str:
     """'2026-03-19T07:02:11.123000Z': UTC, microseconds, fixed width, so text order is time order."""
-    return value.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
+    utc = value if value.tzinfo is UTC else value.astimezone(UTC)  # the common case costs no conversion
+    return utc.isoformat(timespec="microseconds")[:-6] + "Z"  # "+00:00" becomes "Z"
 
 
 def check_aware(value: datetime) -> datetime:
     """`value` in UTC; a naive datetime is refused rather than guessed."""
+    if value.tzinfo is UTC:
+        return value
     if value.tzinfo is None or value.utcoffset() is None:
         raise ValueError(f"naive datetime {value!r}: the store takes timezone-aware datetimes")
     return value.astimezone(UTC)

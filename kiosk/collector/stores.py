@@ -85,7 +85,7 @@ class SqlStore(Store):
         temp, health, pass_, person = e.temperature, e.health, e.pass_, e.person
         return (
             e.id, e.site, e.kiosk, e.seq, self._t(e.ts), e.direction, e.decision,
-            json.dumps([str(reason) for reason in e.reasons]), e.override,
+            json.dumps([str(reason) for reason in e.reasons]) if e.reasons else "[]", e.override,
             temp.body_c if temp else None, temp.skin_c if temp else None, temp.ambient_c if temp else None,
             temp.samples if temp else None, health.scheme if health else None,
             health.status if health else None, pass_.pid if pass_ else None, pass_.cat if pass_ else None,
