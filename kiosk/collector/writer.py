@@ -1,13 +1,9 @@
 """The store side of ingest: validate a batch and commit it, in the ingest thread or in a child process.
 
 `BatchWriter` classifies a batch and writes it in one transaction, retrying a failing store with backoff
-until it succeeds or the service stops; the caller acknowledges nothing before `write` returns.
-
-`WriterProcess` runs a `BatchWriter` in a child process with its own store connection. Validating and
-storing are about half of the CPU time per entry, and paho's network thread the other half; in one
-process they take turns on one GIL, in two they use two cores (docs/benchmarks.md). The child ignores
-SIGTERM and SIGINT and exits when its pipe closes: after the parent's last batch, or when the parent was
-killed. A batch the child committed but the parent never acknowledged comes again and is stored once.
+until it succeeds or the service stops; the caller acknowledges nothing before it reports the result.
+It is the `Writer` of `ingest.writer = "thread"`; `WriterProcess` (kiosk/collector/writer_process.py),
+the default, runs one in a child process.
 """
 
 from __future__ import annotations
@@ -31,7 +27,6 @@ log = logging.getLogger(__name__)
 BACKOFF_MIN_S = 0.2
 BACKOFF_MAX_S = 10.0
 GAPS_EVERY_S = 30.0
-READY_TIMEOUT_S = 60.0
 Item = tuple[str, bytes]  # (topic, payload) of one received message
 
 

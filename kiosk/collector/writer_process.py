@@ -85,8 +85,8 @@ class WriterProcess:
     def drain(self, timeout_s: float) -> bool:
         """Wait until every submitted batch has its result, or the child is gone."""
         with self._lock:
-            return self._lock.wait_for(lambda: not self._pending or not self.alive, timeout_s) and \
-                not self._pending
+            self._lock.wait_for(lambda: not self._pending or not self.alive, timeout_s)
+            return not self._pending
 
     @property
     def alive(self) -> bool:
