@@ -32,7 +32,7 @@ from kiosk.admin_passes import (
     write_passes,
     write_png,
 )
-from kiosk.config import SecretError
+from kiosk.configtypes import SecretError
 from kiosk.credentials import idnumber
 from kiosk.credentials.keys import KeyFileError, load_private_key
 from kiosk.credentials.passes import COLOURS

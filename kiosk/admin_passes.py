@@ -20,7 +20,7 @@ import segno
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from kiosk.collector.store import IssuedPass
-from kiosk.config import read_secret
+from kiosk.configtypes import read_secret
 from kiosk.credentials import idnumber
 from kiosk.credentials.keys import check_kid, kid_for, load_public_key, public_pem
 from kiosk.credentials.passes import COLOURS, issue_pass, mask_name

@@ -21,7 +21,8 @@ from kiosk.actuate import Actuators
 from kiosk.broker import LocalBroker
 from kiosk.clock import SystemClock
 from kiosk.comms.mqtt import Publisher
-from kiosk.config import ConfigError, KioskConfig, SecretError, load_config
+from kiosk.config import KioskConfig, load_config
+from kiosk.configtypes import SecretError
 from kiosk.credentials.keys import KeyRing
 from kiosk.credentials.revocation import RevocationList
 from kiosk.credentials.verify import build_verifier
@@ -31,6 +32,7 @@ from kiosk.flow import Gate
 from kiosk.hardware import Hardware
 from kiosk.outbox import Outbox
 from kiosk.scanner import Debouncer, Scanner
+from kiosk.tomlconfig import ConfigError
 
 log = logging.getLogger(__name__)
 

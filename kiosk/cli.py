@@ -9,7 +9,9 @@ import sys
 from pathlib import Path
 
 from kiosk import __version__
-from kiosk.config import ConfigError, KioskConfig, SecretError, check_secrets, load_config, load_embedded
+from kiosk.config import KioskConfig, check_secrets, load_config, load_embedded
+from kiosk.configtypes import SecretError
+from kiosk.tomlconfig import ConfigError
 
 DEFAULT_CONFIG = Path("/etc/checkpoint-kiosk/kiosk.toml")
 EXIT_CONFIG = 2

@@ -25,7 +25,7 @@ from pydantic import (
     StringConstraints,
 )
 
-from kiosk.config import Name
+from kiosk.configtypes import Name
 from kiosk.credentials.passes import MaskedName
 from kiosk.credentials.signed import IdHash, SafeId
 from kiosk.credentials.verdict import Colour, HealthScheme, HealthStatus, Reason

@@ -9,8 +9,9 @@ from typing import Any, Literal
 
 from pydantic import ConfigDict, Field, ValidationError, model_validator
 
-from kiosk.config import ConfigError, PolicyConfig, Strict, _describe, read_toml_text, validate_toml
+from kiosk.config import PolicyConfig, Strict
 from kiosk.credentials.verdict import Colour, HealthStatus, Reason
+from kiosk.tomlconfig import ConfigError, _describe, read_toml_text, validate_toml
 
 
 class PassSpec(Strict):

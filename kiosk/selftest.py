@@ -10,7 +10,8 @@ from dataclasses import dataclass
 from drivers import camera as camera_driver
 from drivers.leds import StatusLeds
 from kiosk.broker import BrokerError, LocalBroker, probe_broker
-from kiosk.config import KioskConfig, SecretError
+from kiosk.config import KioskConfig
+from kiosk.configtypes import SecretError
 from kiosk.hardware import Hardware
 
 log = logging.getLogger(__name__)

@@ -10,7 +10,8 @@ from pathlib import Path
 
 from cryptography import x509
 
-from kiosk.config import KioskConfig, SecretError
+from kiosk.config import KioskConfig
+from kiosk.configtypes import SecretError
 from kiosk.credentials.dcc import load_certificate
 from kiosk.credentials.registry import Registry
 from kiosk.credentials.verdict import Verdict

@@ -5,17 +5,9 @@ from pathlib import Path
 import pytest
 
 from kiosk import cli
-from kiosk.config import (
-    ConfigError,
-    KioskConfig,
-    SecretError,
-    check_secrets,
-    find_line,
-    load_config,
-    load_embedded,
-    parse_config,
-    read_secret,
-)
+from kiosk.config import KioskConfig, check_secrets, load_config, load_embedded, parse_config
+from kiosk.configtypes import SecretError, read_secret
+from kiosk.tomlconfig import ConfigError, find_line
 
 ROOT = Path(__file__).resolve().parent.parent
 MINIMAL = 'hardware = "emulated"\n[site]\nid = "s1"\nkiosk = "k1"\n'

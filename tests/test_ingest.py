@@ -27,8 +27,8 @@ from kiosk.collector.service import Collector, Schedule, due_days, report_day
 from kiosk.collector.store import Store
 from kiosk.collector.stores import open_store
 from kiosk.collector.writer import BatchWriter, classify
-from kiosk.config import ConfigError
 from kiosk.entry import Alert, Entry, Status, topics
+from kiosk.tomlconfig import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
 T = topics("s1", "gate-north")

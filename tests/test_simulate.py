@@ -8,10 +8,11 @@ from pathlib import Path
 import pytest
 
 from kiosk import cli
-from kiosk.config import ConfigError, load_embedded
+from kiosk.config import load_embedded
 from kiosk.hardware import Emulation
 from kiosk.scenario import load_scenario, parse_scenario
 from kiosk.simulate import run_simulation
+from kiosk.tomlconfig import ConfigError
 
 
 def test_builtin_scenario_meets_every_expectation(capsys: pytest.CaptureFixture[str]) -> None:

@@ -10,17 +10,9 @@ from zoneinfo import ZoneInfo
 
 from pydantic import AfterValidator, Field, model_validator
 
-from kiosk.config import (
-    CredentialName,
-    Name,
-    Strict,
-    TimeZoneName,
-    Unique,
-    read_secret,
-    read_toml_text,
-    resolve_path,
-    validate_toml,
-)
+from kiosk.config import Strict
+from kiosk.configtypes import CredentialName, Name, TimeZoneName, Unique, read_secret
+from kiosk.tomlconfig import read_toml_text, resolve_path, validate_toml
 
 DEFAULT_CONFIG = Path("/etc/checkpoint-kiosk/collector.toml")
 STATE_DIR = Path("/var/lib/checkpoint-collector")  # the unit's StateDirectory=checkpoint-collector

@@ -26,8 +26,9 @@ from kiosk.collector.report import daily_report, zone
 from kiosk.collector.store import Store, StoreError
 from kiosk.collector.stores import open_store
 from kiosk.collector.trace import EntryNotFound, TraceError, close_contacts, trace, trace_csv
-from kiosk.config import ConfigError, SecretError, read_secret
+from kiosk.configtypes import SecretError, read_secret
 from kiosk.entry import Entry, format_ts, utc_now
+from kiosk.tomlconfig import ConfigError
 
 PROG = "kiosk-collector"
 DEFAULT_TZ = "Asia/Shanghai"

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from kiosk.collector.config import DEFAULT_CONFIG, load_collector_config
-from kiosk.config import ConfigError
+from kiosk.tomlconfig import ConfigError
 
 EXIT_CONFIG = 2
 _PRIORITY = {logging.DEBUG: 7, logging.INFO: 6, logging.WARNING: 4, logging.ERROR: 3, logging.CRITICAL: 2}

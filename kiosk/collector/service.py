@@ -35,7 +35,7 @@ from kiosk.collector.ingest import Ingest, IngestStats
 from kiosk.collector.store import Store
 from kiosk.collector.writer import BatchWriter, Writer, open_configured_store
 from kiosk.collector.writer_process import WriterProcess
-from kiosk.config import SecretError
+from kiosk.configtypes import SecretError
 from kiosk.entry import report_topic
 
 log = logging.getLogger(__name__)

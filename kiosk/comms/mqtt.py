@@ -37,7 +37,8 @@ from pydantic import ValidationError
 
 from kiosk import __version__
 from kiosk.comms.status import BacklogWatch, Hold, describe_code
-from kiosk.config import MqttConfig, SecretError
+from kiosk.config import MqttConfig
+from kiosk.configtypes import SecretError
 from kiosk.entry import (
     OFFLINE,
     Alert,
