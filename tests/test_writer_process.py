@@ -128,7 +128,7 @@ def test_a_stop_during_retries_gives_the_batch_up(writer: tuple[WriterProcess, t
 
 def test_a_store_that_cannot_open_fails_the_start(tmp_path: Path) -> None:
     (tmp_path / "file").write_text("not a directory")
-    with pytest.raises(StoreError, match="cannot open the sqlite store"):
+    with pytest.raises(StoreError, match=r"could not open the store: (NotADirectoryError|FileExistsError)"):
         WriterProcess(sqlite_config(tmp_path / "file" / "collector.sqlite"), stop=threading.Event())
 
 
@@ -178,3 +178,15 @@ def test_the_collector_stops_when_its_writer_dies(tmp_path: Path) -> None:
             thread.join(15)
         assert status == [1]
 
+
+
+def test_the_collector_will_not_run_without_its_store(tmp_path: Path,
+                                                      caplog: pytest.LogCaptureFixture) -> None:
+    (tmp_path / "file").write_text("not a directory")
+    config = CollectorConfig.model_validate({
+        "store": {"kind": "sqlite", "path": str(tmp_path / "file" / "collector.sqlite")},
+        "report": {"out_dir": str(tmp_path / "reports")},
+    })
+    assert Collector(config).run() == 1
+    expected = f"cannot open the sqlite store: FileExistsError: [Errno 17] File exists: '{tmp_path / 'file'}'"
+    assert expected in caplog.text

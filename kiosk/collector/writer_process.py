@@ -66,7 +66,7 @@ class WriterProcess:
             raise
         if kind != "ready":
             self.close()
-            raise StoreError(str(detail))
+            raise StoreError(f"the store writer process could not open the store: {detail}")
         self._results.start()
 
     def submit(self, items: Sequence[Item], *, done: Done, failed: Callable[[], None]) -> None:
@@ -168,7 +168,7 @@ def _child_main(config: CollectorConfig, conn: Connection, level: int) -> None:
     try:
         store = open_configured_store(config)
     except Exception as exc:
-        conn.send(("error", f"cannot open the {config.store.kind} store: {type(exc).__name__}: {exc}"))
+        conn.send(("error", f"{type(exc).__name__}: {exc}"))
         return
     stop = threading.Event()  # set by a stop from the parent, or when the parent is gone
     batches: queue.SimpleQueue[tuple[int, list[Item]] | None] = queue.SimpleQueue()
