@@ -17,6 +17,8 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.reasoncodes import ReasonCode
 
+_SYSTEMD_NOTIFY_ENV = ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID")
+
 
 class BrokerError(Exception):
     """The broker could not be started or reached."""
@@ -36,6 +38,10 @@ class LocalBroker:
     Without options anyone may connect. With `password_file` anonymous clients are refused, `acl_file`
     applies an ACL, `persistence_dir` keeps retained messages and sessions across restarts, and
     `extra_config` lines are appended. `stop()` then `start()` restarts it on the same port.
+
+    Started from the main thread, mosquitto also ends when this process dies without stopping it (even
+    by SIGKILL): it runs under `setpriv --pdeathsig TERM`. The kernel sends that signal when the thread
+    that started it ends, so from any other thread it is not set.
     """
 
     def __init__(self, *, host: str = "127.0.0.1", port: int = 0, mosquitto: str = "mosquitto",
@@ -65,9 +71,10 @@ class LocalBroker:
             lines.append(f"acl_file {self.acl_file.resolve()}")
         if self.persistence_dir is not None:
             lines.append(f"persistence_location {self.persistence_dir.resolve()}/")
-        if os.geteuid() == 0 and (self.password_file or self.acl_file or self.persistence_dir
-                                  or self.extra_config):
-            lines.append("user root")  # else mosquitto drops to user mosquitto and cannot read our files
+        if os.geteuid() == 0:
+            # else mosquitto drops to user mosquitto: it could not read our files, and the change of user
+            # would clear the parent-death signal
+            lines.append("user root")
         lines += ["log_dest stderr", "log_type error", "log_type warning", self.extra_config]
         return "\n".join(lines) + "\n"
 
@@ -81,8 +88,13 @@ class LocalBroker:
         self._dir = tempfile.TemporaryDirectory(prefix="kiosk-broker-")
         conf = Path(self._dir.name) / "mosquitto.conf"
         conf.write_text(self._config(), encoding="utf-8")
-        self._proc = subprocess.Popen([exe, "-c", str(conf)], stdout=subprocess.DEVNULL,
-                                      stderr=subprocess.PIPE)
+        command = [exe, "-c", str(conf)]
+        setpriv = shutil.which("setpriv")
+        if setpriv is not None and threading.current_thread() is threading.main_thread():
+            command = [setpriv, "--pdeathsig", "TERM", "--", *command]
+        # mosquitto speaks sd_notify itself: our service's notify socket and watchdog are not its own
+        env = {k: v for k, v in os.environ.items() if k not in _SYSTEMD_NOTIFY_ENV}
+        self._proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
         deadline = time.monotonic() + self._start_timeout_s
         while time.monotonic() < deadline:
             if self._proc.poll() is not None:
@@ -96,6 +108,11 @@ class LocalBroker:
                 time.sleep(0.02)
         self.stop()
         raise BrokerError(f"mosquitto did not listen on {self.host}:{self.port} in time")
+
+    @property
+    def pid(self) -> int | None:
+        """mosquitto's process id while it runs."""
+        return self._proc.pid if self._proc is not None else None
 
     def stop(self, *, kill: bool = False) -> None:
         """Stop mosquitto (`kill`: SIGKILL, as a crash or power cut would); safe to call twice."""

@@ -1,8 +1,16 @@
 """The private loopback mosquitto and the reachability probe, against a real broker."""
 
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
+from mqtt_helpers import wait_for
+from proc_helpers import running
 
 from kiosk.broker import BrokerError, LocalBroker, free_port, probe_broker
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_probe_connects_to_real_broker(mqtt_broker: LocalBroker) -> None:
@@ -32,3 +40,18 @@ def test_loopback_only() -> None:
 def test_missing_mosquitto_is_a_clear_error() -> None:
     with pytest.raises(BrokerError, match="not found"):
         LocalBroker(mosquitto="no-such-mosquitto").start()
+
+
+def test_mosquitto_goes_when_its_parent_is_killed() -> None:
+    script = ("import time\nfrom kiosk.broker import LocalBroker\n"
+              "broker = LocalBroker().start()\nprint(broker.pid, broker.port, flush=True)\ntime.sleep(60)\n")
+    parent = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, cwd=ROOT, text=True)
+    try:
+        assert parent.stdout is not None
+        pid, port = (int(word) for word in parent.stdout.readline().split())
+        assert running(pid)
+        probe_broker("127.0.0.1", port, timeout_s=2)
+    finally:
+        parent.kill()
+        parent.wait(10)
+    wait_for(lambda: not running(pid), 10, "mosquitto to exit with its parent")
