@@ -1,28 +1,27 @@
-"""The `http` health-code provider: an online health-code platform asked within a hard deadline."""
+"""The `http` health-code provider: an online health-code platform asked within a hard deadline.
+
+The transport that keeps every step within the deadline is kiosk/credentials/deadline_http.py.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import http.client
-import io
 import json
 import logging
 import math
-import socket
 import ssl
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Literal
 from urllib.parse import urlsplit
 
+from kiosk.credentials.deadline_http import DeadlineConnection
 from kiosk.credentials.verdict import HealthFacts, HealthStatus, Reason, Verdict
-
-if TYPE_CHECKING:
-    from _typeshed import WriteableBuffer
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +37,6 @@ _COLOUR_REASONS: dict[HealthStatus, tuple[Reason, ...]] = {
     "red": (Reason.HEALTH_CODE_RED,),
 }
 _UNKNOWN_CODE = frozenset({404, 422})
-_AddrInfo = tuple[socket.AddressFamily, socket.SocketKind, int, str, Any]
 
 
 class _Failure(Exception):
@@ -57,117 +55,6 @@ class _Answer:
     status: HealthStatus | Literal["invalid"]
     generated_at: float = 0.0
     idh: str | None = None
-
-
-def _remaining(deadline: float) -> float:
-    remaining = deadline - time.monotonic()
-    if remaining <= 0:
-        raise TimeoutError("deadline passed")
-    return remaining
-
-
-def _resolve(host: str, port: int, deadline: float) -> Sequence[_AddrInfo]:
-    """getaddrinfo in a thread, bounded by the deadline (the resolver itself has no timeout)."""
-    box: list[Sequence[_AddrInfo] | OSError | ValueError] = []
-    done = threading.Event()
-
-    def work() -> None:
-        try:
-            box.append(socket.getaddrinfo(host, port, type=socket.SOCK_STREAM))
-        except (OSError, ValueError) as exc:
-            box.append(exc)
-        finally:
-            done.set()
-
-    threading.Thread(target=work, name="health-http-dns", daemon=True).start()
-    if not done.wait(_remaining(deadline)):
-        raise TimeoutError("name resolution timed out")
-    if isinstance(box[0], OSError | ValueError):
-        raise box[0]
-    return box[0]
-
-
-def _connect(host: str, port: int, deadline: float) -> socket.socket:
-    error: OSError = OSError(f"no address for {host}")
-    for family, kind, proto, _, address in _resolve(host, port, deadline):
-        sock = socket.socket(family, kind, proto)
-        try:
-            sock.settimeout(_remaining(deadline))
-            sock.connect(address)
-        except OSError as exc:
-            sock.close()
-            error = exc
-            continue
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        return sock
-    raise error
-
-
-class _DeadlineSocket:
-    """The socket http.client sees: every send and recv gets only the time left before the deadline."""
-
-    def __init__(self, sock: socket.socket, deadline: Callable[[], float]) -> None:
-        self.sock = sock
-        self._deadline = deadline
-
-    def arm(self) -> None:
-        self.sock.settimeout(_remaining(self._deadline()))
-
-    def sendall(self, data: bytes) -> None:
-        view = memoryview(data)
-        while view:
-            self.arm()
-            view = view[self.sock.send(view) :]
-
-    def makefile(self, mode: str) -> io.BufferedReader:
-        # socket.makefile keeps the fd open until this reader is closed too, as http.client expects
-        return io.BufferedReader(_DeadlineReader(self, self.sock.makefile("rb", buffering=0)))
-
-    def close(self) -> None:
-        self.sock.close()
-
-
-class _DeadlineReader(io.RawIOBase):
-    """A raw socket reader that re-arms the deadline before each recv, so trickled bytes cannot stretch it."""
-
-    def __init__(self, owner: _DeadlineSocket, raw: socket.SocketIO) -> None:
-        super().__init__()
-        self._owner = owner
-        self._raw = raw
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: WriteableBuffer, /) -> int | None:
-        self._owner.arm()
-        return self._raw.readinto(buffer)
-
-    def close(self) -> None:
-        self._raw.close()
-        super().close()
-
-
-class _Connection(http.client.HTTPConnection):
-    """An HTTP(S) connection that resolves, connects, handshakes and exchanges within `deadline`."""
-
-    def __init__(self, host: str, port: int, tls: ssl.SSLContext | None) -> None:
-        super().__init__(host, port)
-        self._tls = tls
-        self.deadline = 0.0
-        self.idle_since = 0.0
-        if tls is not None:
-            self.default_port = 443
-
-    def connect(self) -> None:
-        sock = _connect(self.host, self.port, self.deadline)
-        if self._tls is not None:
-            try:
-                sock.settimeout(_remaining(self.deadline))  # the TLS handshake is bounded as a whole
-                sock = self._tls.wrap_socket(sock, server_hostname=self.host)
-            except BaseException:
-                sock.close()
-                raise
-        self.sock = _DeadlineSocket(sock, lambda: self.deadline)
 
 
 def _reject_constant(name: str) -> object:
@@ -280,7 +167,7 @@ class HttpHealthProvider:
         self._clock = clock
         self._lock = threading.Lock()
         self._cache: OrderedDict[bytes, tuple[float, _Answer]] = OrderedDict()
-        self._idle: _Connection | None = None
+        self._idle: DeadlineConnection | None = None
         self._closed = False
 
     def check_code(self, payload: str, *, now: datetime) -> Verdict:
@@ -394,7 +281,7 @@ class HttpHealthProvider:
                 raise failure
             retries -= 1
 
-    def _exchange(self, conn: _Connection, body: bytes) -> tuple[int, bytes]:
+    def _exchange(self, conn: DeadlineConnection, body: bytes) -> tuple[int, bytes]:
         conn.request("POST", self._target, body=body, headers=self._headers)
         response = conn.getresponse()
         length = response.length
@@ -409,7 +296,7 @@ class HttpHealthProvider:
             conn.close()
         return response.status, data
 
-    def _checkout(self, deadline: float) -> tuple[_Connection, bool]:
+    def _checkout(self, deadline: float) -> tuple[DeadlineConnection, bool]:
         with self._lock:
             idle, self._idle = self._idle, None
         if idle is not None:
@@ -417,11 +304,11 @@ class HttpHealthProvider:
                 idle.deadline = deadline
                 return idle, True
             idle.close()
-        conn = _Connection(self._host, self._port, self._tls)
+        conn = DeadlineConnection(self._host, self._port, self._tls)
         conn.deadline = deadline
         return conn, False
 
-    def _checkin(self, conn: _Connection) -> None:
+    def _checkin(self, conn: DeadlineConnection) -> None:
         if conn.sock is None:
             return
         conn.idle_since = time.monotonic()
