@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 from mqtt_helpers import publish, wait_for
+from pg import fresh_database
 from proc_helpers import running
 
 from bench.ingest import collector_config, entry_payloads
@@ -190,3 +191,27 @@ def test_the_collector_will_not_run_without_its_store(tmp_path: Path,
     assert Collector(config).run() == 1
     expected = f"cannot open the sqlite store: FileExistsError: [Errno 17] File exists: '{tmp_path / 'file'}'"
     assert expected in caplog.text
+
+
+def test_the_collector_stores_into_postgresql_from_its_writer_process(tmp_path: Path,
+                                                                       postgres_dsn: str) -> None:
+    with fresh_database(postgres_dsn) as dsn, LocalBroker() as broker:
+        config = load_collector_config(collector_config(tmp_path, broker, store="postgres", dsn=dsn))
+        assert (config.store.kind, config.ingest.writer) == ("postgres", "process")
+        collector = Collector(config)
+        thread = threading.Thread(target=collector.run, name="collector-under-test")
+        thread.start()
+        try:
+            wait_for(lambda: collector.ingest is not None and collector.ingest.connected, 10, "connected")
+            for _, payload in items(30):
+                publish(broker, T.entry, payload)
+            publish(broker, T.entry, b"{not json")
+            ingest = collector.ingest
+            assert ingest is not None
+            wait_for(lambda: ingest.stats().received == 31, 10, "every message")
+        finally:
+            collector.stop.set()
+            thread.join(15)
+        with open_store("postgres", dsn=dsn) as store:
+            assert store.count_entries() == 30 and store.gaps() == []
+            assert [d.payload for d in store.dead_letters()] == [b"{not json"]
