@@ -360,6 +360,7 @@ def main(argv: list[str] | None = None) -> int:
     print("| consumer | mode | entries | seconds | entries/s | × mosquitto_sub |")
     print("|---|---|--:|--:|--:|--:|")
     runs = 0
+    single: list[tuple[str, str, float, float]] = []  # one collector: (store, mode, entries/s, × raw)
     try:
         for mode in args.modes.split(","):
             raw = _run_once(partial(bench_raw, streams=fleet_streams(args.kiosks, per_kiosk), mode=mode))
@@ -382,10 +383,27 @@ def main(argv: list[str] | None = None) -> int:
                         label = f"{count} collector{'s' if count > 1 else ''}, {name}, writer {writer}"
                         print(f"| {label} | {mode} | {total} | {took:.2f} | {total / took:,.0f} | "
                               f"{raw / took:.2f} |", flush=True)
+                        if count == 1 and writer == "process":
+                            single.append((store, mode, total / took, raw / took))
     finally:
         if pg_server is not None:
             pg_server.stop()
+    _print_targets(single)
     return 0
+
+
+def _print_targets(single: Sequence[tuple[str, str, float, float]]) -> None:
+    """The two ingest targets (docs/benchmarks.md), judged on one collector with the default writer."""
+    if not single:
+        return
+    rates = {mode: rate for store, mode, rate, _ in single if store == "sqlite"}
+    if rates:
+        met = min(rates.values()) > 10_000
+        shown = ", ".join(f"{mode} {rate:,.0f}/s" for mode, rate in rates.items())
+        print(f"\nTarget > 10,000 entries/s into SQLite: {'met' if met else 'missed'} ({shown})")
+    ratios = ", ".join(f"{store} {mode} {ratio:.2f}" for store, mode, _, ratio in single)
+    met = min(ratio for *_, ratio in single) >= 0.5
+    print(f"Target >= 0.5 x mosquitto_sub: {'met' if met else 'missed'} ({ratios})")
 
 
 @contextlib.contextmanager
