@@ -39,8 +39,6 @@ class Batch:
     alerts: list[StoredAlert] = field(default_factory=list)
     dead: list[DeadLetter] = field(default_factory=list)
     in_batch_duplicates: int = 0
-    size: int = 0  # messages in the batch
-    received_at: datetime = field(default_factory=utc_now)
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,7 +99,7 @@ def _why(exc: ValidationError) -> tuple[str, str]:
 
 def classify(items: Sequence[Item], *, max_payload: int, received_at: datetime) -> Batch:
     """Validate each (topic, payload); what is not a valid entry, status or alert becomes a dead letter."""
-    batch = Batch(size=len(items), received_at=received_at)
+    batch = Batch()
     seen: set[str] = set()
     for topic, payload in items:
         try:
@@ -177,21 +175,11 @@ class BatchWriter:
         return time.monotonic()
 
     def write(self, items: Sequence[Item], *, failed: Callable[[], None]) -> Written | None:
-        """Validate and commit a batch (`prepare`, then `commit`)."""
-        return self.commit(self.prepare(items), failed=failed)
-
-    def prepare(self, items: Sequence[Item]) -> Batch:
-        """Validate a batch (no store access)."""
-        return classify(items, max_payload=self._max_payload, received_at=utc_now())
-
-    def commit(self, batch: Batch, *, failed: Callable[[], None]) -> Written | None:
-        """Commit the batch, retrying with backoff (`failed()` after each failure); None if stopped first.
-
-        An empty batch commits nothing and only counts the open seq gaps.
-        """
-        if not batch.size:
+        """Validate and commit a batch, retrying with backoff (`failed()` each time); None if stopped."""
+        if not items:  # commits nothing: only counts the open seq gaps
             return Written(open_gaps=self._count_gaps())
-        received_at = batch.received_at
+        received_at = utc_now()
+        batch = classify(items, max_payload=self._max_payload, received_at=received_at)
         delay, attempt = BACKOFF_MIN_S, 0
         while True:
             attempt += 1
