@@ -75,7 +75,9 @@ state_dir = "state"
 
 
 def verify(site: Site, payload: str, *extra: str, capsys: pytest.CaptureFixture[str]) -> tuple[int, Any]:
-    code = cli.main(["verify", payload, "--config", str(site.config), "--json", *extra])
+    """Verify as of NOW, not the wall clock: a 180 s token must not expire while a long suite runs."""
+    clock = () if "--at" in extra else ("--at", iso(NOW))
+    code = cli.main(["verify", payload, "--config", str(site.config), "--json", *clock, *extra])
     out = capsys.readouterr().out.strip().splitlines()
     assert len(out) == 1
     return code, json.loads(out[0])
