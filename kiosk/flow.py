@@ -13,7 +13,6 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
@@ -23,6 +22,7 @@ from kiosk.clock import Clock
 from kiosk.config import KioskConfig
 from kiosk.credentials.verdict import Reason, Verdict
 from kiosk.credentials.verify import CredentialVerifier
+from kiosk.entry_fields import Stamp, manual_entry, session_entry
 from kiosk.events import (
     CodesSeen,
     DeviceState,
@@ -351,8 +351,11 @@ class Gate:
             used = self.recorder.household_allowed_since(outcome.household, midnight)
             facts = Facts(facts.credentials, facts.body_c, facts.sensor_fault, household_exits_today=used)
             outcome = decide(facts, self.config.policy, now, timezone=self.config.site.timezone)
-        decide_ms = (time.perf_counter() - started) * 1000
-        fields = self._entry_fields(outcome, session, decide_ms)
+        fields = session_entry(
+            outcome, session.measurement, decode_ms=session.decode_ms,
+            decide_ms=(time.perf_counter() - started) * 1000,
+            session_ms=(self.clock.monotonic() - session.started) * 1000, stamp=self._stamp(),
+        )
         if outcome.decision == "attention":
             self._pending = (outcome, fields)
             self.state = "attention"
@@ -362,40 +365,6 @@ class Gate:
                 self.recorder.alert("fever", f"body {facts.body_c:.1f} °C")
             return
         self._commit_and_act(outcome, fields, override=None)
-
-    def _entry_fields(self, outcome: Outcome, session: Session, decide_ms: float) -> dict[str, Any]:
-        m = session.measurement
-        pass_facts = outcome.pass_verdict.pass_ if outcome.pass_verdict else None
-        person = outcome.pass_verdict.person if outcome.pass_verdict else None
-        health = outcome.health_verdict.health if outcome.health_verdict else None
-        person_fields = None
-        if person is not None:
-            person_fields = {"ref": person.ref, "masked": person.masked}
-        elif pass_facts is not None:
-            person_fields = {"ref": pass_facts.idh, "masked": pass_facts.name}
-        direction = "out" if self.config.site.direction == "out" else "in"
-        return {
-            "ts": _iso(self.clock.now()),
-            "direction": direction,
-            "decision": outcome.decision,
-            "reasons": [str(r) for r in outcome.reasons],
-            "override": None,
-            "temperature": None if m is None else {
-                "skin_c": round(m.skin_c, 2), "body_c": round(m.body_c, 2),
-                "ambient_c": round(m.ambient_c, 2), "samples": m.samples,
-            },
-            "health": None if health is None else {"scheme": health.scheme, "status": health.status},
-            "pass": None if pass_facts is None else {
-                "pid": pass_facts.pid, "cat": pass_facts.cat, "hh": pass_facts.hh,
-            },
-            "person": person_fields,
-            "timing_ms": {
-                "decode": round(session.decode_ms, 2),
-                "decide": round(decide_ms, 3),
-                "session": round((self.clock.monotonic() - session.started) * 1000, 1),
-            },
-            "clock_unsynced": not self.clock.synced(),
-        }
 
     def _commit_and_act(self, outcome: Outcome, fields: dict[str, Any], *, override: Override) -> None:
         fields = {**fields, "override": override}
@@ -435,16 +404,12 @@ class Gate:
             return
         if self.state == "collecting":
             self.session = None
-        fields: dict[str, Any] = {
-            "ts": _iso(self.clock.now()),
-            "direction": "out" if self.config.site.direction == "out" else "in",
-            "decision": "allow", "reasons": [], "override": override, "temperature": None,
-            "health": None, "pass": None, "person": None,
-            "timing_ms": {"decode": 0.0, "decide": 0.0, "session": 0.0},
-            "clock_unsynced": not self.clock.synced(),
-        }
+        fields = manual_entry(override, self._stamp())
         outcome = Outcome("allow", (), None, None, None, None)
         self._commit_and_act(outcome, fields, override=override)
+
+    def _stamp(self) -> Stamp:
+        return Stamp(self.clock.now(), self.config.site.direction, not self.clock.synced())
 
     def _reset_to_idle(self) -> None:
         self.state = "idle"
@@ -456,10 +421,4 @@ class Gate:
             self.act.show_idle(self.faults)
         except Exception:
             log.exception("cannot reset the actuators")
-
-
-def _iso(moment: datetime) -> str:
-    """ISO 8601 UTC with milliseconds and Z."""
-    utc = moment.astimezone(ZoneInfo("UTC")) if moment.tzinfo else moment
-    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
 
