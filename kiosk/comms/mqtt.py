@@ -33,9 +33,9 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 from paho.mqtt.subscribeoptions import SubscribeOptions
-from pydantic import ValidationError
 
 from kiosk import __version__
+from kiosk.comms.commands import CommandRefused, vet_command
 from kiosk.comms.status import BacklogWatch, Hold, describe_code
 from kiosk.config import MqttConfig
 from kiosk.configtypes import SecretError
@@ -43,7 +43,6 @@ from kiosk.entry import (
     OFFLINE,
     Alert,
     AlertKind,
-    Command,
     Devices,
     OutboxState,
     Status,
@@ -60,7 +59,6 @@ NO_MATCHING_SUBSCRIBERS = 0x10
 
 CommandHandler = Callable[[dict[str, Any]], None]
 StatusProvider = Callable[[OutboxState], Devices]
-MAX_COMMAND = 4096
 _KINDS: tuple[RowKind, ...] = ("alert", "entry")  # drained in this order: no alert waits behind a backlog
 
 
@@ -407,20 +405,11 @@ class Publisher:
             log.exception("mqtt: error handling a message")
 
     def _command(self, name: str, message: mqtt.MQTTMessage) -> None:
-        if message.retain:
-            log.warning("mqtt: ignoring a retained command %r", name)
-            return
-        payload = bytes(message.payload)
         try:
-            if len(payload) > MAX_COMMAND:
-                raise ValueError(f"{len(payload)} bytes")
-            command = Command.model_validate_json(payload)
-        except (ValidationError, ValueError) as exc:
-            log.warning("mqtt: ignoring malformed command %r: %s", name[:64], str(exc).splitlines()[0])
-            return
-        age = datetime.now(UTC).timestamp() - command.ts.timestamp()
-        if self._command_max_age_s is not None and abs(age) > self._command_max_age_s:
-            log.warning("mqtt: ignoring command %r by %s: %.0f s old", name, command.by, age)
+            command = vet_command(name, bytes(message.payload), retained=message.retain,
+                                  now=datetime.now(UTC), max_age_s=self._command_max_age_s)
+        except CommandRefused as exc:
+            log.warning("mqtt: %s", exc)
             return
         if name == "ping":
             self.publish_status()
