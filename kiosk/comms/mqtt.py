@@ -20,7 +20,6 @@ import logging
 import queue
 import random
 import socket
-import ssl
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -215,8 +214,7 @@ class Publisher:
             password = self._cfg.password()
             client.username_pw_set(self._cfg.username, password.decode("utf-8") if password else None)
         if self._cfg.tls:
-            ca = str(self._cfg.ca_file) if self._cfg.ca_file else None
-            client.tls_set_context(ssl.create_default_context(cafile=ca))
+            client.tls_set(ca_certs=str(self._cfg.ca_file) if self._cfg.ca_file else None)
         client.will_set(self._topics.status, OFFLINE.to_json(), qos=1, retain=True)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
