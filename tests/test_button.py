@@ -5,25 +5,16 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import pytest
 from gpiozero.pins.mock import MockFactory, MockPin
+from polling import wait_until
 
 from drivers.button import ButtonError, StaffButton
 
 PIN = 27
 HOLD_S = 0.1
-
-
-def wait_for(predicate: Callable[[], bool], timeout: float = 1.0) -> bool:
-    """Poll `predicate` every 5 ms for at most `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.005)
-    return predicate()
 
 
 class Recorder:
@@ -140,7 +131,7 @@ def test_a_failing_callback_is_logged_and_holds_keep_working(
     button.when_hold_open = hold
     with caplog.at_level(logging.ERROR, logger="drivers.button"):
         pin.drive_low()
-        assert wait_for(lambda: not failures)
+        assert wait_until(lambda: not failures)
         pin.drive_high()
         pin.drive_low()
         assert held.wait(1.0)  # gpiozero's hold thread survived the first failure

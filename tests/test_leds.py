@@ -5,25 +5,16 @@ from __future__ import annotations
 import re
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from itertools import pairwise
 
 import pytest
 from gpiozero.pins.mock import MockFactory, MockPin
+from polling import wait_until
 
 from drivers.leds import FAULT_FLASHES, PATTERNS, FaultClass, LedError, Pattern, StatusLeds, fault_pattern
 
 GREEN, RED, AMBER = 5, 6, 13
-
-
-def wait_until(predicate: Callable[[], bool], timeout: float = 1.0) -> bool:
-    """Poll `predicate` every 2 ms for at most `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.002)
-    return predicate()
 
 
 def edges(pin: MockPin) -> list[tuple[float, bool]]:

@@ -10,10 +10,11 @@ import sys
 import threading
 import time
 import wave
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from polling import wait_until
 
 from drivers.emulated.voice import RecordingSink, wav_duration
 from drivers.errors import DeviceError
@@ -26,16 +27,6 @@ needs_aplay = pytest.mark.skipif(APLAY is None, reason="aplay not on PATH")
 
 SHOW_PASS = "请出示健康码和出入证"
 PROMPTS = {"show_pass": SHOW_PASS, "welcome": "欢迎回家", "denied": "通行证无效"}
-
-
-def wait_until(predicate: Callable[[], bool], timeout: float = 2.0) -> bool:
-    """Poll `predicate` every 5 ms for at most `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.005)
-    return predicate()
 
 
 def make_wav(path: Path, seconds: float, *, rate: int = 8000) -> Path:
