@@ -4,25 +4,15 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
 
 import pytest
 from gpiozero.pins.mock import MockFactory, MockPin
+from polling import wait_until
 
 from drivers.errors import DeviceError
 from drivers.relay import GateRelay, RelayError
 
 PIN = 17
-
-
-def wait_until(predicate: Callable[[], bool], timeout: float = 2.0) -> bool:
-    """Poll `predicate` every 5 ms for at most `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.005)
-    return predicate()
 
 
 def levels(pin: MockPin) -> list[bool]:
@@ -63,29 +53,25 @@ def test_pulse_energises_for_exactly_that_long(
     relay.close()
 
 
-def test_new_pulse_extends_without_a_gap(mock_factory: MockFactory) -> None:
+@pytest.mark.parametrize(
+    ("after_s", "second_s", "closes_at_s"),
+    [
+        pytest.param(0.05, 0.15, 0.2, id="a new pulse extends the opening without a gap"),
+        pytest.param(0.03, 0.03, 0.15, id="a shorter pulse does not cut the opening short"),
+    ],
+)
+def test_a_second_pulse_during_an_opening(
+    mock_factory: MockFactory, after_s: float, second_s: float, closes_at_s: float
+) -> None:
     relay = GateRelay(PIN)
     pin = mock_factory.pin(PIN)
     pin.clear_states()
     relay.pulse(0.15)
-    time.sleep(0.05)
-    relay.pulse(0.15)
+    time.sleep(after_s)
+    relay.pulse(second_s)
     assert wait_until(lambda: not relay.is_open)
     assert levels(pin) == [False, True, False]
-    assert pin.states[2].timestamp == pytest.approx(0.2, abs=0.03)
-    relay.close()
-
-
-def test_shorter_pulse_does_not_cut_an_opening_short(mock_factory: MockFactory) -> None:
-    relay = GateRelay(PIN)
-    pin = mock_factory.pin(PIN)
-    pin.clear_states()
-    relay.pulse(0.15)
-    time.sleep(0.03)
-    relay.pulse(0.03)
-    assert wait_until(lambda: not relay.is_open)
-    assert levels(pin) == [False, True, False]
-    assert pin.states[2].timestamp == pytest.approx(0.15, abs=0.03)
+    assert pin.states[2].timestamp == pytest.approx(closes_at_s, abs=0.03)
     relay.close()
 
 
