@@ -9,14 +9,22 @@ import threading
 import time
 import types
 from pathlib import Path
-from types import TracebackType
-from typing import Any, ClassVar, Self
+from typing import Any, ClassVar
 
 import cv2
 import numpy as np
 import pytest
 
-from drivers.camera import Camera, CameraError, Frame, FrameSource, Picamera2Source, V4l2Source, self_test
+from drivers.camera import (
+    Camera,
+    CameraError,
+    Frame,
+    FrameSource,
+    Picamera2Source,
+    SourceBase,
+    V4l2Source,
+    self_test,
+)
 from drivers.emulated.camera import FileSource, Pacer
 
 W, H = 64, 48
@@ -164,8 +172,8 @@ def test_pacer_restarts_instead_of_bursting_after_a_stall() -> None:
     assert sleeps == [pytest.approx(0.1)]
 
 
-class FakeSource:
-    """Implements FrameSource; fails on open or after a number of frames, as its factory says."""
+class FakeSource(SourceBase):
+    """A FrameSource that fails on open or after a number of frames, as its factory says."""
 
     def __init__(self, fail_open: bool, frames: int | None) -> None:
         self.name = "camera fake"
@@ -190,15 +198,6 @@ class FakeSource:
 
     def close(self) -> None:
         self.closed += 1
-
-    def __enter__(self) -> Self:
-        self.open()
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
 
 
 class FakeFactory:
