@@ -20,12 +20,14 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from kiosk.credentials import idnumber
+from checkpoint import idnumber
+from checkpoint.keys import KeyRing
+from checkpoint.passes import issue_pass
+from checkpoint.residents import Registry, Resident
+from checkpoint.tokens import issue_token
 from kiosk.credentials.dcc import DccVerifier, load_certificate
-from kiosk.credentials.keys import KeyRing
-from kiosk.credentials.passes import PassVerifier, issue_pass
-from kiosk.credentials.registry import Registry, Resident
-from kiosk.credentials.token import HealthTokenVerifier, issue_token
+from kiosk.credentials.health_token import HealthTokenVerifier
+from kiosk.credentials.passes import PassVerifier
 from kiosk.credentials.verdict import Verdict
 from kiosk.credentials.verify import CredentialVerifier
 

@@ -17,22 +17,22 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from kiosk.actuate import Actuators
-from kiosk.app import OutboxRecorder
+from checkpoint.keys import KeyRing
+from kiosk.actuators import Actuators
 from kiosk.config import KioskConfig, embedded_config_text, load_config
-from kiosk.credentials.keys import KeyRing
+from kiosk.credentials.health_token import HealthTokenVerifier
 from kiosk.credentials.passes import PassVerifier
-from kiosk.credentials.token import HealthTokenVerifier
 from kiosk.credentials.verify import CredentialVerifier
-from kiosk.events import CodesSeen, Motion
-from kiosk.flow import Gate
 from kiosk.hardware import Emulation, Hardware
 from kiosk.outbox import Outbox
+from kiosk.recorder import OutboxRecorder
 from kiosk.scanner import Debouncer, Scanner
-from kiosk.scenario import HealthSpec, PassSpec, Person
-from kiosk.simulate import Issuer, render
+from kiosk.session.events import CodesSeen, Motion
+from kiosk.session.lane import Lane
+from kiosk.sim.issuer import Issuer, render
+from kiosk.sim.scenario import HealthSpec, PassSpec, Person
 
-FRAMES = Path(__file__).resolve().parents[1] / "kiosk" / "data" / "frames"
+FRAMES = Path(__file__).resolve().parents[1] / "kiosk" / "sim" / "data" / "frames"
 
 
 class WallClock:
@@ -85,7 +85,7 @@ def code_to_gate(config: KioskConfig, directory: Path, sessions: int) -> list[fl
                                    relay_pulse_s=config.gate.relay_pulse_s)
         verifier = CredentialVerifier(passes=PassVerifier(KeyRing.of(issuer.office.public_key())),
                                       token=HealthTokenVerifier(KeyRing.of(issuer.health.public_key())))
-        gate = Gate(config, actuators=actuators, read_thermometer=sensor.read, verifier=verifier,
+        gate = Lane(config, actuators=actuators, read_thermometer=sensor.read, verifier=verifier,
                     recorder=OutboxRecorder(outbox, None), clock=WallClock())
         for index in range(sessions):
             pass_text, token = issuer.codes(index, person, datetime.now(UTC))

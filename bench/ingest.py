@@ -36,9 +36,10 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.reasoncodes import ReasonCode
 from uuid6 import uuid7
 
-from kiosk.broker import LocalBroker
-from kiosk.collector.stores import open_store
-from kiosk.entry import ENTRY_SCHEMA, Entry, format_ts, shared_subscription, topics
+from checkpoint.entry import ENTRY_SCHEMA, Entry, format_ts
+from checkpoint.topics import shared_subscription, topics
+from kiosk.mqtt.local_broker import LocalBroker
+from office.store.opening import open_store
 
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED_CONF = ROOT / "config" / "mosquitto" / "mosquitto.conf"
@@ -190,7 +191,7 @@ def collector_config(directory: Path, broker: LocalBroker, *, client_id: str = "
         (directory / "dsn").write_text(dsn or "", encoding="utf-8")
         store_lines = 'kind = "postgres"\ndsn_file = "dsn"'
     else:
-        store_lines = f'kind = "sqlite"\npath = "{db or directory / "collector.sqlite"}"'
+        store_lines = f'kind = "sqlite"\npath = "{db or directory / "office.sqlite"}"'
     text = (f'[broker]\nhost = "{broker.host}"\nport = {broker.port}\nclient_id = "{client_id}"\n'
             f"reconnect_min_s = 1\nreconnect_max_s = 1\n\n[store]\n{store_lines}\n\n"
             f"[ingest]\nbatch_size = {batch_size}\nbatch_ms = {batch_ms}\nshared = {str(shared).lower()}\n"
@@ -202,12 +203,12 @@ def collector_config(directory: Path, broker: LocalBroker, *, client_id: str = "
 
 
 def collector_command() -> list[str]:
-    """`kiosk-collector run` (the console script), or the module while cli.py lacks the subcommand."""
-    script = Path(sys.executable).parent / "kiosk-collector"
+    """`kiosk-office run` (the console script), or the module while cli.py lacks the subcommand."""
+    script = Path(sys.executable).parent / "kiosk-office"
     probe = subprocess.run([str(script), "run", "--help"], capture_output=True, timeout=30, check=False)
     if probe.returncode == 0:
         return [str(script), "run"]
-    return [sys.executable, "-m", "kiosk.collector.run_cmd"]
+    return [sys.executable, "-m", "office.cli.run"]
 
 
 def start_collector(command: list[str], config: Path, log: Path) -> subprocess.Popen[bytes]:
@@ -281,7 +282,7 @@ def bench_collector(broker: LocalBroker, *, streams: Mapping[str, Sequence[bytes
                     store: str, dsn: str | None = None, batch_size: int = 500, collectors: int = 1,
                     writer: str = "process") -> float:
     """Seconds until the collectors have stored the whole stream (live) or drained the backlog."""
-    db = tmp / "collector.sqlite"
+    db = tmp / "office.sqlite"
     configs = [collector_config(tmp / f"c{n}", broker, client_id=f"bench-{n}", store=store, dsn=dsn, db=db,
                                 batch_size=batch_size, writer=writer) for n in range(collectors)]
     command = collector_command()

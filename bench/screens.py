@@ -11,7 +11,7 @@ import numpy as np
 import numpy.typing as npt
 import segno
 
-from kiosk.credentials.idnumber import check_char
+from checkpoint.idnumber import check_char
 
 WIDTH, HEIGHT = 640, 480
 CATEGORIES = ("moire", "glare", "low_contrast", "perspective", "blur", "small", "pair", "empty")

@@ -1,3 +1,1 @@
-"""checkpoint-kiosk: the gate daemon and the central collector."""
-
-__version__ = "0.1.0"
+"""The gate daemon: camera → scanner → credentials → session → policy → actuators and outbox → MQTT."""

@@ -9,21 +9,23 @@ from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, Field, field_validator, model_validator
 
-from kiosk.configtypes import CredentialName, Name, SecretError, TimeZoneName, Unique, read_secret
+from checkpoint.configtypes import (
+    CredentialName,
+    Name,
+    SecretError,
+    Strict,
+    TimeZoneName,
+    Unique,
+    read_secret,
+)
+from checkpoint.tomlconfig import read_toml_text, resolve_path, validate_toml
 from kiosk.prompts import DEFAULT_PROMPTS
-from kiosk.tomlconfig import read_toml_text, resolve_path, validate_toml
 
 BcmPin = Annotated[int, Field(ge=0, le=27)]
 Colour = Literal["green", "blue", "red", "pink"]
 Action = Literal["allow", "deny", "attention"]
-
-
-class Strict(BaseModel):
-    """Base for every section: unknown keys are errors and values are immutable."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class SiteConfig(Strict):
@@ -81,11 +83,16 @@ class GateConfig(Strict):
     relay_pin: BcmPin = 17
     active_high: bool = False
     relay_pulse_s: float = Field(1.5, gt=0, le=30)
-    deny_hold_s: float = Field(2.0, ge=0, le=30)  # red LED and no new session for this long after a deny
-    attention_timeout_s: float = Field(60.0, ge=5, le=3600)  # staff resolve attention within this
-    forgery_limit: int = Field(5, ge=2, le=1000)  # this many codes failing their check within ...
-    forgery_window_s: float = Field(300.0, ge=10, le=86_400)  # ... raise a forgery alert
-    forgery_delay_s: float = Field(3.0, ge=0, le=60)  # and slow each further deny by this much
+    deny_hold_s: float = Field(2.0, ge=0, le=30, description=(
+        "After a deny: the red LED shows, and no session starts, this long."))
+    attention_timeout_s: float = Field(60.0, ge=5, le=3600, description=(
+        "An attention not resolved by staff within this times out."))
+    forgery_limit: int = Field(5, ge=2, le=1000, description=(
+        "This many codes failing their check within forgery_window_s raise a forgery alert."))
+    forgery_window_s: float = Field(300.0, ge=10, le=86_400,
+                                    description="The window in which failed checks are counted.")
+    forgery_delay_s: float = Field(3.0, ge=0, le=60, description=(
+        "Once forgery_limit is reached, each further deny is slowed by this much."))
 
 
 class LedsConfig(Strict):
@@ -120,12 +127,13 @@ class ButtonConfig(Strict):
 class VoiceConfig(Strict):
     enabled: bool = True
     voice: str = Field("cmn", pattern=r"^[A-Za-z0-9_+-]{1,32}$")
-    greet_interval_s: float = Field(10.0, ge=0, le=600)  # PIR greetings at most this often
+    greet_interval_s: float = Field(10.0, ge=0, le=600, description=(
+        "The PIR greeting is spoken at most this often."))
     speed_wpm: int = Field(150, ge=80, le=450)
     device: str = "default"
     cache_dir: Path = Path("/var/cache/checkpoint-kiosk/voice")
-    prompts: dict[str, Annotated[str, Field(min_length=1, max_length=200)]] = {}
-    files: dict[str, Path] = {}
+    prompts: dict[str, Annotated[str, Field(min_length=1, max_length=200)]] = Field(default_factory=dict)
+    files: dict[str, Path] = Field(default_factory=dict)
     required: bool = False
 
     @field_validator("prompts", "files")
@@ -198,8 +206,8 @@ def _default_categories() -> dict[Colour, CategoryPolicy]:
 
 class PolicyConfig(Strict):
     fever_threshold_c: float = Field(37.3, ge=35.0, le=42.0)
-    require: Annotated[list[Literal["health", "pass"]], Unique] = ["health", "pass"]
-    health_ok: Annotated[list[Literal["green", "yellow", "red"]], Unique] = ["green"]
+    require: Annotated[list[Literal["health", "pass"]], Unique] = Field(["health", "pass"])
+    health_ok: Annotated[list[Literal["green", "yellow", "red"]], Unique] = Field(["green"])
     on_platform_down: Action = "attention"
     session_timeout_s: float = Field(20.0, ge=2, le=300)
     category: dict[Colour, CategoryPolicy] = Field(default_factory=_default_categories)
@@ -213,22 +221,25 @@ def _check_url(value: str | None) -> str | None:
 
 
 class PassesConfig(Strict):
-    keys_dir: Path | None = None  # office public keys, one <kid>.pub (PEM) each; also sign revocations
-    registry: Path | None = None  # resident registry (SQLite); default <state_dir>/registry.sqlite
+    keys_dir: Path | None = Field(None, description=(
+        "Office public keys, one <kid>.pub (PEM) each; they sign passes and revocation lists."))
+    registry: Path | None = Field(None, description=(
+        "The resident registry (SQLite); by default <state_dir>/registry.sqlite."))
     clock_skew_s: int = Field(60, ge=0, le=3600)
 
 
 class HealthConfig(Strict):
-    providers: list[Literal["token", "dcc", "http"]] = ["token"]
-    token_keys_dir: Path | None = None  # health-authority public keys, one <kid>.pub each
+    providers: list[Literal["token", "dcc", "http"]] = Field(["token"])
+    token_keys_dir: Path | None = Field(None, description="Health-authority public keys, one <kid>.pub each.")
     max_age_s: int = Field(180, ge=10, le=86_400)
     clock_skew_s: int = Field(30, ge=0, le=600)
-    dcc_trust_dir: Path | None = None  # DSC certificates (PEM or DER), one per file
+    dcc_trust_dir: Path | None = Field(None, description="DSC certificates (PEM or DER), one per file.")
     http_url: Annotated[str | None, AfterValidator(_check_url)] = None
     http_timeout_s: float = Field(0.8, gt=0, le=10)
     http_cache_s: float = Field(30.0, ge=0, le=3600)
     http_retries: int = Field(1, ge=0, le=5)
-    http_scan_codes: bool = True  # send unrecognised scanned codes to the platform; false: ID lookups only
+    http_scan_codes: bool = Field(True, description=(
+        "Send unrecognised scanned codes to the platform; false: ID-number lookups only."))
     http_token_file: Path | None = None
     http_token_credential: CredentialName = None
 
@@ -309,12 +320,12 @@ def load_config(path: Path) -> KioskConfig:
 
 def embedded_config_text() -> str:
     """The embedded simulation config (also at config/simulate.toml)."""
-    return resources.files("kiosk").joinpath("data/simulate.toml").read_text(encoding="utf-8")
+    return resources.files("kiosk.sim").joinpath("data/simulate.toml").read_text(encoding="utf-8")
 
 
 def load_embedded() -> KioskConfig:
     """The embedded default: a simulated gate with nothing to configure."""
-    base = Path(str(resources.files("kiosk").joinpath("data")))
+    base = Path(str(resources.files("kiosk.sim").joinpath("data")))
     return parse_config(embedded_config_text(), source="<embedded simulate.toml>", base_dir=base)
 
 

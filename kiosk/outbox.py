@@ -24,8 +24,9 @@ from typing import Literal
 from pydantic import ValidationError
 from uuid6 import uuid7
 
+from checkpoint.entry import ENTRY_SCHEMA, Alert, AlertKind, Entry, EntryDraft, OutboxState, utc_now
+from checkpoint.topics import topics
 from kiosk.config import SiteConfig, StorageConfig
-from kiosk.entry import ENTRY_SCHEMA, Alert, AlertKind, Entry, EntryDraft, OutboxState, topics, utc_now
 
 log = logging.getLogger(__name__)
 

@@ -7,8 +7,9 @@ from datetime import datetime, time
 from typing import Literal
 from zoneinfo import ZoneInfo
 
+from checkpoint.reasons import Colour, Reason
 from kiosk.config import PolicyConfig
-from kiosk.credentials.verdict import Colour, Reason, Verdict
+from kiosk.credentials.verdict import Verdict
 
 Decision = Literal["allow", "deny", "attention"]
 PASS_KINDS = frozenset({"pass", "id_number"})

@@ -6,7 +6,7 @@ import pytest
 from gpiozero import Device
 from gpiozero.pins.mock import MockFactory
 
-from kiosk.broker import LocalBroker
+from kiosk.mqtt.local_broker import LocalBroker
 
 
 @pytest.fixture

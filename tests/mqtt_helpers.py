@@ -14,8 +14,9 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
-from kiosk.broker import LocalBroker
-from kiosk.entry import Entry, topics
+from checkpoint.entry import Entry
+from checkpoint.topics import topics
+from kiosk.mqtt.local_broker import LocalBroker
 
 T = topics("s1", "gate-north")
 

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
 
-from kiosk.broker import free_port
+from kiosk.mqtt.local_broker import free_port
 
 REQUIRE_ENV = "CHECKPOINT_REQUIRE_POSTGRES"
 

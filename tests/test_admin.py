@@ -15,13 +15,13 @@ import zxingcpp
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from kiosk import admin
-from kiosk.credentials import idnumber
-from kiosk.credentials.keys import KeyRing
+from checkpoint import idnumber
+from checkpoint.keys import KeyRing
+from checkpoint.reasons import Reason
+from kiosk.credentials.health_token import HealthTokenVerifier
 from kiosk.credentials.passes import PassVerifier
 from kiosk.credentials.revocation import RevocationList
-from kiosk.credentials.token import HealthTokenVerifier
-from kiosk.credentials.verdict import Reason
+from office.admin import cli as admin
 
 BIN = Path(sys.executable).parent
 ID_NUMBER = "11010519491231002X"  # the GB 11643 specimen number
@@ -50,7 +50,7 @@ def test_keygen_refuses_to_overwrite(tmp_path: Path) -> None:
 
 
 def test_console_scripts_installed() -> None:
-    for name in ("kiosk", "kiosk-admin", "kiosk-collector"):
+    for name in ("kiosk", "kiosk-admin", "kiosk-office"):
         result = subprocess.run([str(BIN / name), "--version"], capture_output=True, text=True,
                                 timeout=60)
         assert result.returncode == 0 and "0.1.0" in result.stdout, (name, result.stderr)

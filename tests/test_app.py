@@ -11,12 +11,12 @@ import threading
 import time
 from pathlib import Path
 
-from kiosk import app
+from kiosk import app, sim
 from kiosk.config import embedded_config_text, load_config
 from kiosk.hardware import Emulation, Hardware
 
 BIN = Path(sys.executable).parent
-FRAMES = Path(app.__file__).parent / "data" / "frames"
+FRAMES = Path(sim.__file__).parent / "data" / "frames"
 
 
 def emulated_config(tmp_path: Path) -> Path:
@@ -36,17 +36,17 @@ def test_relay_never_moves_during_start_up_reload_and_shutdown(tmp_path: Path) -
     thread = threading.Thread(target=daemon.run, name="daemon-under-test")
     thread.start()
     deadline = time.monotonic() + 20
-    while daemon.gate is None and time.monotonic() < deadline:
+    while daemon.lane is None and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert daemon.gate is not None
+    assert daemon.lane is not None
     path.write_text(path.read_text().replace("fever_threshold_c = 37.3", "fever_threshold_c = 37.5")
                     .replace("relay_pulse_s = 1.5", "relay_pulse_s = 3.0"))
     assert daemon.reload("test")
     deadline = time.monotonic() + 5
-    while daemon.gate.config.policy.fever_threshold_c != 37.5 and time.monotonic() < deadline:
+    while daemon.lane.config.policy.fever_threshold_c != 37.5 and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert daemon.gate.config.policy.fever_threshold_c == 37.5
-    assert daemon.gate.config.gate.relay_pulse_s == 1.5, "device settings wait for a restart"
+    assert daemon.lane.config.policy.fever_threshold_c == 37.5
+    assert daemon.lane.config.gate.relay_pulse_s == 1.5, "device settings wait for a restart"
     path.write_text(path.read_text().replace("fever_threshold_c = 37.5", "fever_threshold_c = 99"))
     assert not daemon.reload("test"), "a bad config is refused and the running one kept"
     time.sleep(1.0)
@@ -130,7 +130,7 @@ def test_camera_unplugged_then_back_is_reported_and_recovers(tmp_path: Path) -> 
     import shutil
 
     from drivers.leds import FaultClass
-    from kiosk.events import CodesSeen, DeviceState
+    from kiosk.session.events import CodesSeen, DeviceState
 
     frames = tmp_path / "frames"
     shutil.copytree(FRAMES, frames)

@@ -8,7 +8,7 @@ import pytest
 from mqtt_helpers import wait_for
 from proc_helpers import running
 
-from kiosk.broker import BrokerError, LocalBroker, free_port, probe_broker
+from kiosk.mqtt.local_broker import BrokerError, LocalBroker, free_port, probe_broker
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -43,7 +43,7 @@ def test_missing_mosquitto_is_a_clear_error() -> None:
 
 
 def test_mosquitto_goes_when_its_parent_is_killed() -> None:
-    script = ("import time\nfrom kiosk.broker import LocalBroker\n"
+    script = ("import time\nfrom kiosk.mqtt.local_broker import LocalBroker\n"
               "broker = LocalBroker().start()\nprint(broker.pid, broker.port, flush=True)\ntime.sleep(60)\n")
     parent = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, cwd=ROOT, text=True)
     try:

@@ -16,9 +16,9 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.reasoncodes import ReasonCode
 
-from kiosk.admin_broker import PATTERNS, add_parser, run_broker_user
-from kiosk.admin_passes import AdminError
-from kiosk.broker import BrokerError, LocalBroker, probe_broker
+from kiosk.mqtt.local_broker import BrokerError, LocalBroker, probe_broker
+from office.admin.broker_users import PATTERNS, add_parser, run_broker_user
+from office.admin.passes import AdminError
 
 CONFIG = Path(__file__).resolve().parent.parent / "config" / "mosquitto"
 SET_BY_TEST = {"listener", "allow_anonymous", "password_file", "acl_file", "persistence",

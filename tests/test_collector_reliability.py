@@ -1,5 +1,5 @@
 """The collector on a real mosquitto (the shipped tuning, persistence on): killed, doubled, broker restarted,
-fed garbage; every entry stored exactly once. Collectors are `kiosk-collector run` processes on SQLite.
+fed garbage; every entry stored exactly once. Collectors are `kiosk-office run` processes on SQLite.
 """
 
 from __future__ import annotations
@@ -28,10 +28,11 @@ from bench.ingest import (
     stop_process,
     wait_log,
 )
-from kiosk.broker import LocalBroker
-from kiosk.collector.store import Store
-from kiosk.collector.stores import open_store
-from kiosk.entry import Alert, topics, utc_now
+from checkpoint.entry import Alert, utc_now
+from checkpoint.topics import topics
+from kiosk.mqtt.local_broker import LocalBroker
+from office.store.base import Store
+from office.store.opening import open_store
 
 pytestmark = pytest.mark.timeout(90)
 KIOSKS, PER_KIOSK = 10, 2000
@@ -56,7 +57,7 @@ class Collectors:
 
     def __init__(self, tmp: Path, broker: LocalBroker, command: list[str]) -> None:
         self.tmp, self.broker, self.command = tmp, broker, command
-        self.db = tmp / "collector.sqlite"
+        self.db = tmp / "office.sqlite"
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
         self.store: Store | None = None
 

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from kiosk.comms.commands import MAX_COMMAND, CommandRefused, vet_command
+from kiosk.mqtt.commands import MAX_COMMAND, CommandRefused, vet_command
 
 NOW = datetime(2026, 3, 19, 7, 2, 11, tzinfo=UTC)
 

@@ -4,10 +4,10 @@ from pathlib import Path
 
 import pytest
 
-from kiosk import cli
+from checkpoint.configtypes import SecretError, read_secret
+from checkpoint.tomlconfig import ConfigError, find_line
+from kiosk.cli import main as cli
 from kiosk.config import KioskConfig, check_secrets, load_config, load_embedded, parse_config
-from kiosk.configtypes import SecretError, read_secret
-from kiosk.tomlconfig import ConfigError, find_line
 
 ROOT = Path(__file__).resolve().parent.parent
 MINIMAL = 'hardware = "emulated"\n[site]\nid = "s1"\nkiosk = "k1"\n'

@@ -27,9 +27,10 @@ from cryptography.x509.oid import ExtensionOID, NameOID
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from checkpoint.reasons import Reason
 from kiosk.credentials.dcc import DccSteps, DccVerifier, load_certificate, load_trust_dir
 from kiosk.credentials.dcc_trust import allowed_types, key_id
-from kiosk.credentials.verdict import Reason, Verdict
+from kiosk.credentials.verdict import Verdict
 from kiosk.scanner import scan
 
 VECTORS = Path(__file__).resolve().parents[1].parent / "shared" / "testdata" / "dcc"

@@ -9,21 +9,9 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from kiosk.credentials.verdict import Reason
-from kiosk.entry import (
-    OFFLINE,
-    Alert,
-    Command,
-    Entry,
-    EntryDraft,
-    PassInfo,
-    Status,
-    Timing,
-    parse_topic,
-    revocations_topic,
-    shared_subscription,
-    topics,
-)
+from checkpoint.entry import OFFLINE, Alert, Command, Entry, EntryDraft, PassInfo, Status, Timing
+from checkpoint.reasons import Reason
+from checkpoint.topics import parse_topic, revocations_topic, shared_subscription, topics
 
 REF = "0f" * 32
 DESIGN_EXAMPLE = (

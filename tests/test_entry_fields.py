@@ -6,11 +6,12 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from kiosk.credentials.verdict import HealthFacts, PassFacts, PersonFacts, Reason, Verdict
-from kiosk.entry import EntryDraft
-from kiosk.entry_fields import Stamp, manual_entry, session_entry
+from checkpoint.entry import EntryDraft
+from checkpoint.reasons import Reason
+from kiosk.credentials.verdict import HealthFacts, PassFacts, PersonFacts, Verdict
 from kiosk.policy import Outcome
-from kiosk.temperature import Measurement
+from kiosk.session.entry_fields import Stamp, manual_entry, session_entry
+from kiosk.session.temperature import Measurement
 
 IDH = "ab" * 32
 # 15:02:11.123987 at UTC+8 is 07:02:11.123 UTC: the zone is converted and the microseconds cut, not rounded.

@@ -13,29 +13,29 @@ from typing import Any
 
 import pytest
 
+from checkpoint.keys import KeyRing
 from drivers.leds import FaultClass, fault_pattern
-from kiosk.actuate import Actuators
-from kiosk.app import OutboxRecorder
+from kiosk.actuators import Actuators
 from kiosk.clock import VirtualClock
 from kiosk.config import KioskConfig, load_embedded
-from kiosk.credentials.keys import KeyRing
+from kiosk.credentials.health_token import HealthTokenVerifier
 from kiosk.credentials.passes import PassVerifier
-from kiosk.credentials.token import HealthTokenVerifier
 from kiosk.credentials.verify import CredentialVerifier
-from kiosk.events import CodesSeen, Motion, Result, StaffAck, StaffHold
-from kiosk.flow import Gate
 from kiosk.hardware import Emulation, Hardware
 from kiosk.outbox import Outbox
+from kiosk.recorder import OutboxRecorder
 from kiosk.scanner import Code
-from kiosk.scenario import HealthSpec, PassSpec, Person
-from kiosk.simulate import Issuer
+from kiosk.session.events import CodesSeen, Motion, Result, StaffAck, StaffHold
+from kiosk.session.lane import Lane
+from kiosk.sim.issuer import Issuer
+from kiosk.sim.scenario import HealthSpec, PassSpec, Person
 
 START = datetime(2026, 11, 23, 1, 0, tzinfo=UTC)  # 09:00 in Shanghai
 
 
 @dataclass
 class Rig:
-    gate: Gate
+    gate: Lane
     clock: VirtualClock
     hw: Hardware
     outbox: Outbox
@@ -110,7 +110,7 @@ def make_rig(tmp_path: Path, config: KioskConfig | None = None, *, synced: bool 
     )
     results: list[Result] = []
     with hw.relay() as relay, hw.leds() as leds, hw.thermometer() as sensor:
-        gate = Gate(config, actuators=Actuators(relay=relay, leds=leds, voice=None, relay_pulse_s=0.2),
+        gate = Lane(config, actuators=Actuators(relay=relay, leds=leds, voice=None, relay_pulse_s=0.2),
                     read_thermometer=sensor.read, verifier=verifier, recorder=OutboxRecorder(outbox, None),
                     clock=clock, on_result=results.append)
         yield Rig(gate, clock, hw, outbox, issuer, results)

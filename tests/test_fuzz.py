@@ -7,7 +7,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bench import fuzz
-from kiosk.credentials.verdict import Reason, Verdict
+from checkpoint.reasons import Reason
+from kiosk.credentials.verdict import Verdict
 
 
 @pytest.fixture(scope="module")

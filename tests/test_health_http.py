@@ -21,9 +21,10 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from checkpoint.reasons import HealthStatus, Reason
 from kiosk.credentials import http as health_http
 from kiosk.credentials.http import HttpHealthProvider
-from kiosk.credentials.verdict import HealthFacts, HealthStatus, Reason
+from kiosk.credentials.verdict import HealthFacts
 
 NOW = dt.datetime(2024, 5, 1, 8, 0, tzinfo=dt.UTC)
 TS = NOW.timestamp()

@@ -11,8 +11,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from kiosk.credentials import idnumber
-from kiosk.credentials.registry import Registry, Resident
+from checkpoint import idnumber
+from checkpoint.residents import Registry, Resident
 
 VALID = "11010519491231002X"  # the GB 11643 standard's own example
 KEY = b"site key for tests"

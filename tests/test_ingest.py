@@ -19,16 +19,17 @@ from mqtt_helpers import publish, wait_for
 from paho.mqtt.enums import MQTTErrorCode
 
 from bench.ingest import Fleet, collector_config, entry_payloads
-from kiosk.broker import LocalBroker
-from kiosk.collector import run_cmd
-from kiosk.collector.config import CollectorConfig, load_collector_config, parse_collector_config
-from kiosk.collector.ingest import Ingest, Message
-from kiosk.collector.service import Collector, Schedule, due_days, report_day
-from kiosk.collector.store import Store
-from kiosk.collector.stores import open_store
-from kiosk.collector.writer import BatchWriter, classify
-from kiosk.entry import Alert, Entry, Status, topics
-from kiosk.tomlconfig import ConfigError
+from checkpoint.entry import Alert, Entry, Status
+from checkpoint.tomlconfig import ConfigError
+from checkpoint.topics import topics
+from kiosk.mqtt.local_broker import LocalBroker
+from office.cli import run as run_cmd
+from office.config import OfficeConfig, load_office_config, parse_collector_config
+from office.ingest.service import Collector, Schedule, due_days, report_day
+from office.ingest.subscriber import Ingest, Message
+from office.ingest.writer import BatchWriter, classify
+from office.store.base import Store
+from office.store.opening import open_store
 
 ROOT = Path(__file__).resolve().parents[1]
 T = topics("s1", "gate-north")
@@ -37,7 +38,7 @@ NOW = datetime(2026, 3, 19, 8, 0, tzinfo=UTC)
 
 @pytest.fixture
 def store(tmp_path: Path) -> Iterator[Store]:
-    with open_store("sqlite", path=tmp_path / "collector.sqlite") as opened:
+    with open_store("sqlite", path=tmp_path / "office.sqlite") as opened:
         yield opened
 
 
@@ -49,8 +50,8 @@ def good(count: int = 1, *, kiosk: str = "gate-north", first_seq: int = 1) -> li
 
 
 def test_example_config_parses_with_documented_defaults() -> None:
-    config = load_collector_config(ROOT / "config" / "collector.example.toml")
-    defaults = CollectorConfig()
+    config = load_office_config(ROOT / "config" / "office.example.toml")
+    defaults = OfficeConfig()
     assert config.ingest == defaults.ingest and config.retention == defaults.retention
     assert config.report == defaults.report and config.store == defaults.store
     assert config.broker.client_id == "collector-1" and config.broker.session_expiry_s == 7 * 86_400
@@ -77,7 +78,7 @@ def test_relative_paths_and_secrets(tmp_path: Path) -> None:
     (tmp_path / "c.toml").write_text('[broker]\nusername = "collector-1"\npassword_file = "pw"\n'
                                      '[store]\nkind = "postgres"\ndsn_file = "dsn"\n'
                                      '[sites.s1]\nhmac_key_file = "k"\n')
-    config = load_collector_config(tmp_path / "c.toml")
+    config = load_office_config(tmp_path / "c.toml")
     assert config.store.dsn() == "host=db user=collector password=s3cret"
     assert config.broker.password() == b"hunter2"
     assert config.sites["s1"].hmac_key_file == tmp_path / "k"
@@ -128,7 +129,7 @@ def test_classify_accepts_valid_and_dead_letters_the_rest() -> None:
 
 def make_ingest(tmp_path: Path, broker: LocalBroker, store: Store, *, batch_size: int = 50,
                 client_id: str = "collector-1") -> Ingest:
-    config = load_collector_config(collector_config(tmp_path / client_id, broker, client_id=client_id,
+    config = load_office_config(collector_config(tmp_path / client_id, broker, client_id=client_id,
                                                     batch_size=batch_size, batch_ms=20))
     stop = threading.Event()
     writer = BatchWriter(store, max_payload=config.ingest.max_payload_bytes, stop=stop)
@@ -301,7 +302,7 @@ def test_service_notifies_systemd_and_stops_cleanly(tmp_path: Path, monkeypatch:
     listener.settimeout(5)
     monkeypatch.setenv("NOTIFY_SOCKET", address)
     with LocalBroker() as broker:
-        config = load_collector_config(collector_config(tmp_path, broker, writer=writer))
+        config = load_office_config(collector_config(tmp_path, broker, writer=writer))
         stop = threading.Event()
         collector = Collector(config, stop=stop)
         threads = {"ingest", "schedule"} | ({"store-results"} if writer == "process" else set())

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from checkpoint.entry import Entry, EntryDraft, PassInfo, Timing
 from kiosk.config import SiteConfig, StorageConfig
-from kiosk.entry import Entry, EntryDraft, PassInfo, Timing
 from kiosk.outbox import QUOTA_WINDOW_S, Outbox, OutboxError
 
 TIMING = Timing(decode=1.0, decide=0.2, session=900)

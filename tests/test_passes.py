@@ -14,9 +14,10 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from kiosk.credentials.keys import KeyRing, kid_for, public_pem
-from kiosk.credentials.passes import PassVerifier, issue_pass, mask_name
-from kiosk.credentials.signed import (
+from checkpoint.keys import KeyRing, kid_for, public_pem
+from checkpoint.passes import issue_pass, mask_name
+from checkpoint.reasons import Reason
+from checkpoint.signed import (
     EnvelopeError,
     SignatureError,
     UnknownKeyError,
@@ -25,7 +26,7 @@ from kiosk.credentials.signed import (
     open_envelope,
     sign,
 )
-from kiosk.credentials.verdict import Reason
+from kiosk.credentials.passes import PassVerifier
 
 NOW = datetime(2026, 3, 19, 7, 0, tzinfo=UTC)
 T = int(NOW.timestamp())

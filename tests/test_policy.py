@@ -7,8 +7,9 @@ from datetime import UTC, datetime
 
 import pytest
 
+from checkpoint.reasons import Reason
 from kiosk.config import CategoryPolicy, HouseholdPolicy, PolicyConfig
-from kiosk.credentials.verdict import HealthFacts, PassFacts, PersonFacts, Reason, Verdict
+from kiosk.credentials.verdict import HealthFacts, PassFacts, PersonFacts, Verdict
 from kiosk.policy import Facts, decide, in_window
 
 TZ = "Asia/Shanghai"

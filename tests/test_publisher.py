@@ -16,12 +16,13 @@ from typing import Any
 import pytest
 from mqtt_helpers import Observer, assert_complete, publish, wait_for
 
-from kiosk.admin_broker import kiosk_username, set_password
-from kiosk.broker import LocalBroker, free_port
-from kiosk.comms.mqtt import Publisher
+from checkpoint.entry import Devices, EntryDraft, OutboxState, Timing, format_ts, utc_now
+from checkpoint.topics import topics
 from kiosk.config import MqttConfig
-from kiosk.entry import Devices, EntryDraft, OutboxState, Timing, format_ts, topics, utc_now
+from kiosk.mqtt.local_broker import LocalBroker, free_port
+from kiosk.mqtt.publisher import Publisher
 from kiosk.outbox import Outbox
+from office.admin.broker_users import kiosk_username, set_password
 
 T = topics("s1", "gate-north")
 DRAFT = EntryDraft(direction="in", decision="allow", timing_ms=Timing(decode=1, decide=0.1, session=500))
@@ -161,7 +162,7 @@ def test_refused_entries_stay_alert_and_drain_after_the_acl_is_fixed(tmp_path: P
 WILL_SCRIPT = """
 import sys, time
 from pathlib import Path
-from kiosk.comms.mqtt import Publisher
+from kiosk.mqtt.publisher import Publisher
 from kiosk.config import MqttConfig
 from kiosk.outbox import Outbox
 outbox = Outbox(Path(sys.argv[1]), site="s1", kiosk="gate-north")

@@ -10,9 +10,10 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fixtures.collector_data import at, insert, make_entry, open_sqlite
 
-from kiosk.admin_passes import REGISTRY_COLUMNS, make_pass, write_passes
-from kiosk.collector import query_cmds
-from kiosk.collector.registry import (
+from checkpoint.entry import utc_now
+from office.admin.passes import REGISTRY_COLUMNS, make_pass, write_passes
+from office.cli import query as query_cli
+from office.registry import (
     AbsentHousehold,
     RegistryError,
     absent_households,
@@ -20,8 +21,7 @@ from kiosk.collector.registry import (
     parse_registry_csv,
     unknown_passes,
 )
-from kiosk.collector.store import IssuedPass, Store
-from kiosk.entry import utc_now
+from office.store.base import IssuedPass, Store
 
 OFFICE = Ed25519PrivateKey.generate()
 IDH = "ab" * 32
@@ -33,7 +33,7 @@ VALID_ID = "11010519491231002X"
 
 @pytest.fixture
 def store(tmp_path: Path) -> Iterator[Store]:
-    with open_sqlite(tmp_path / "collector.sqlite") as opened:
+    with open_sqlite(tmp_path / "office.sqlite") as opened:
         yield opened
 
 
@@ -97,7 +97,7 @@ def test_header_encoding_and_empty_files_are_refused(tmp_path: Path) -> None:
 
 
 def import_registry_file(path: Path) -> None:
-    from kiosk.collector.registry import read_registry_csv
+    from office.registry import read_registry_csv
 
     read_registry_csv(path)
 
@@ -168,36 +168,36 @@ def test_absent_households_for_a_welfare_check(store: Store) -> None:
 
 
 def test_registry_commands(store: Store, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    db = f"sqlite:{tmp_path / 'collector.sqlite'}"
+    db = f"sqlite:{tmp_path / 'office.sqlite'}"
     now = utc_now()
     csv_path = tmp_path / "passes.csv"
     nbf, exp = int((now - timedelta(days=30)).timestamp()), int((now + timedelta(days=30)).timestamp())
     csv_path.write_text(f"{HEADER}\nP-001,green,9-1-101,张**,{IDH},{nbf},{exp},{KID}\n", encoding="utf-8")
-    assert query_cmds.main(["registry", "import", str(csv_path), "--store", db]) == 0
+    assert query_cli.main(["registry", "import", str(csv_path), "--store", db]) == 0
     assert capsys.readouterr().out == f"1 passes imported from {csv_path}\n"
     insert(store, [
         make_entry("s1", "gate-north", 1, now - timedelta(days=5), pass_=("P-001", "green", "9-1-101")),
         make_entry("s1", "gate-north", 2, now - timedelta(days=4), pass_=("P-404", "green", None)),
     ])
-    assert query_cmds.main(["registry", "absent", "--days", "3", "--store", db, "--tz", "UTC"]) == 0
+    assert query_cli.main(["registry", "absent", "--days", "3", "--store", db, "--tz", "UTC"]) == 0
     out, err = capsys.readouterr()
     assert out == f"9-1-101: last seen {now - timedelta(days=5):%Y-%m-%d %H:%M} (passes P-001)\n"
     assert "1 household(s) without an entry for 3 days" in err
-    assert query_cmds.main(["registry", "absent", "--days", "6", "--store", db]) == 0
+    assert query_cli.main(["registry", "absent", "--days", "6", "--store", db]) == 0
     assert capsys.readouterr().out == ""
     start, end = f"{now - timedelta(days=7):%Y-%m-%d}", f"{now + timedelta(days=1):%Y-%m-%d}"
-    assert query_cmds.main(["registry", "unknown-passes", "--from", start, "--to", end, "--store", db]) == 0
+    assert query_cli.main(["registry", "unknown-passes", "--from", start, "--to", end, "--store", db]) == 0
     assert capsys.readouterr().out.startswith("P-404 green: 1 entries ")
 
 
 def test_registry_command_errors_exit_2(store: Store, tmp_path: Path,
                                        capsys: pytest.CaptureFixture[str]) -> None:
-    db = f"sqlite:{tmp_path / 'collector.sqlite'}"
+    db = f"sqlite:{tmp_path / 'office.sqlite'}"
     bad = tmp_path / "passes.csv"
     bad.write_text(HEADER + "\n" + GOOD.replace("green", "teal") + "\n", encoding="utf-8")
-    assert query_cmds.main(["registry", "import", str(bad), "--store", db]) == 2
+    assert query_cli.main(["registry", "import", str(bad), "--store", db]) == 2
     assert "passes.csv line 2: cat 'teal'" in capsys.readouterr().err
-    assert query_cmds.main(["registry", "import", str(tmp_path / "missing.csv"), "--store", db]) == 2
-    assert query_cmds.main(["registry", "absent", "--days", "0", "--store", db]) == 2
-    assert query_cmds.main(["registry", "--store", db]) == 2
+    assert query_cli.main(["registry", "import", str(tmp_path / "missing.csv"), "--store", db]) == 2
+    assert query_cli.main(["registry", "absent", "--days", "0", "--store", db]) == 2
+    assert query_cli.main(["registry", "--store", db]) == 2
     assert store.registry() == []

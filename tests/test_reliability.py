@@ -14,11 +14,11 @@ from pathlib import Path
 import pytest
 from mqtt_helpers import Observer, assert_complete, wait_for
 
-from kiosk.broker import LocalBroker
+from checkpoint.topics import topics
 from kiosk.config import KioskConfig, embedded_config_text, load_config
-from kiosk.entry import topics
-from kiosk.scenario import parse_scenario
-from kiosk.simulate import run_simulation
+from kiosk.mqtt.local_broker import LocalBroker
+from kiosk.sim.scenario import parse_scenario
+from kiosk.sim.simulate import run_simulation
 
 BIN = Path(sys.executable).parent
 SIM = topics("sim", "gate-sim")
@@ -35,7 +35,7 @@ def crowd(count: int, spacing_s: float = 30.0) -> str:
 
 
 def sim_config(tmp_path: Path, broker: LocalBroker) -> Path:
-    frames = Path(__file__).resolve().parents[1] / "kiosk" / "data" / "frames"
+    frames = Path(__file__).resolve().parents[1] / "kiosk" / "sim" / "data" / "frames"
     text = embedded_config_text().replace('path = "frames"', f'path = "{frames}"')
     text = text.replace("port = 0            # 0 with local_broker: pick a free loopback port",
                         f"port = {broker.port}\nreconnect_min_s = 0.2\nreconnect_max_s = 1.0")

@@ -16,11 +16,11 @@ from typing import Any
 import pytest
 from fixtures.collector_data import HERE, at, insert, load_day, make_entry, open_sqlite
 
-from kiosk.collector import query_cmds
-from kiosk.collector.render import CSV_COLUMNS, render
-from kiosk.collector.report import DailyReport, daily_report, day_bounds, zone
-from kiosk.collector.store import Store
-from kiosk.entry import Status
+from checkpoint.entry import Status
+from office.cli import query as query_cli
+from office.reports.daily import DailyReport, daily_report, day_bounds, zone
+from office.reports.render import CSV_COLUMNS, render
+from office.store.base import Store
 
 DAY = date(2026, 3, 19)
 NOW = at("2026-03-20T01:00:00.000Z")
@@ -29,7 +29,7 @@ TZ = "Asia/Shanghai"
 
 @pytest.fixture
 def store(tmp_path: Path) -> Iterator[Store]:
-    with open_sqlite(tmp_path / "collector.sqlite") as opened:
+    with open_sqlite(tmp_path / "office.sqlite") as opened:
         yield opened
 
 
@@ -182,7 +182,7 @@ def test_unknown_format_is_refused(report: DailyReport) -> None:
 
 
 def test_matplotlib_loads_only_for_png() -> None:
-    code = ("import sys, kiosk.collector.report, kiosk.collector.render, kiosk.collector.query_cmds;"
+    code = ("import sys, office.reports.daily, office.reports.render, office.cli.query;"
             "print('matplotlib' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          cwd=Path(__file__).parent.parent)
@@ -194,26 +194,26 @@ def test_matplotlib_loads_only_for_png() -> None:
 
 def test_report_command_writes_each_format(day_store: Store, tmp_path: Path,
                                            capsys: pytest.CaptureFixture[str]) -> None:
-    db = f"sqlite:{tmp_path / 'collector.sqlite'}"
+    db = f"sqlite:{tmp_path / 'office.sqlite'}"
     out = tmp_path / "r.csv"
-    assert query_cmds.main(["report", "--date", "2026-03-19", "--site", "s1", "--format", "csv",
+    assert query_cli.main(["report", "--date", "2026-03-19", "--site", "s1", "--format", "csv",
                             "--out", str(out), "--store", db]) == 0
     assert out.read_text(encoding="utf-8").splitlines()[0] == ",".join(CSV_COLUMNS)
-    assert query_cmds.main(["report", "--date", "2026-03-19", "--store", db]) == 0
+    assert query_cli.main(["report", "--date", "2026-03-19", "--store", db]) == 0
     assert capsys.readouterr().out.startswith("日报告 Daily report · 2026-03-19")
     png = tmp_path / "r.png"
-    assert query_cmds.main(["report", "--date", "2026-03-19", "--format", "png", "--out", str(png),
+    assert query_cli.main(["report", "--date", "2026-03-19", "--format", "png", "--out", str(png),
                             "--store", db]) == 0
     assert png_size(png.read_bytes()) == (1000, 800)
 
 
 def test_report_command_reads_the_config(day_store: Store, tmp_path: Path,
                                          capsys: pytest.CaptureFixture[str]) -> None:
-    config = tmp_path / "collector.toml"
-    config.write_text('[store]\nkind = "sqlite"\npath = "collector.sqlite"\n'
+    config = tmp_path / "office.toml"
+    config.write_text('[store]\nkind = "sqlite"\npath = "office.sqlite"\n'
                       '[report]\ntimezone = "UTC"\n', encoding="utf-8")
     argv = ["report", "--date", "2026-03-19", "--format", "json", "--config", str(config)]
-    assert query_cmds.main(argv) == 0
+    assert query_cli.main(argv) == 0
     data = json.loads(capsys.readouterr().out)
     assert data["timezone"] == "UTC" and data["from"] == "2026-03-19T00:00:00.000Z"
 
@@ -221,14 +221,14 @@ def test_report_command_reads_the_config(day_store: Store, tmp_path: Path,
 @pytest.mark.parametrize("argv", [
     ["report", "--date", "19.03.2026", "--store", "sqlite:x"],
     ["report", "--date", "2026-03-19", "--store", "mysql:x"],
-    ["report", "--date", "2026-03-19", "--store", "sqlite:/nonexistent/collector.sqlite"],
-    ["report", "--date", "2026-03-19", "--config", "/nonexistent/collector.toml"],
+    ["report", "--date", "2026-03-19", "--store", "sqlite:/nonexistent/office.sqlite"],
+    ["report", "--date", "2026-03-19", "--config", "/nonexistent/office.toml"],
     ["report", "--date", "2026-03-19", "--store", "sqlite:x", "--tz", "Mars/Olympus"],
     ["report", "--date", "2026-03-19", "--store", "sqlite:x", "--format", "pdf"],
 ])
 def test_report_command_usage_errors_exit_2(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
-    assert query_cmds.main(argv) == 2
-    assert "kiosk-collector" in capsys.readouterr().err
+    assert query_cli.main(argv) == 2
+    assert "kiosk-office" in capsys.readouterr().err
 
 
 def test_status_only_kiosk_is_known(store: Store) -> None:

@@ -9,10 +9,12 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from kiosk.credentials.keys import KeyRing
-from kiosk.credentials.passes import PassVerifier, issue_pass
-from kiosk.credentials.revocation import RevocationList, issue_revocation
-from kiosk.credentials.verdict import Reason
+from checkpoint.keys import KeyRing
+from checkpoint.passes import issue_pass
+from checkpoint.reasons import Reason
+from checkpoint.revocation import issue_revocation
+from kiosk.credentials.passes import PassVerifier
+from kiosk.credentials.revocation import RevocationList
 
 NOW = datetime(2026, 3, 19, 7, 0, tzinfo=UTC)
 T = int(NOW.timestamp())

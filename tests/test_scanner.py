@@ -17,7 +17,7 @@ from pyzbar import wrapper as zbar_wrapper
 
 from bench import screens
 from bench.scan import DEFAULT_QR_DIR, ROTATIONS, Case, load_photos, rotate, score, zbar_alone, zxing_alone
-from kiosk.scan_cmd import run_scan
+from kiosk.cli.scan import run_scan
 from kiosk.scanner import Code, Debouncer, Frame, Scanner, merge, scan, zxing_text
 
 PASS = "CKP1.eyJ2IjoxLCJraWQiOiJvZmZpY2UtMSIsInBpZCI6IlAtMDAwMTcifQ.c2lnbmF0dXJlLW9mLXRoZS1vZmZpY2U"

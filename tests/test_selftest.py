@@ -6,13 +6,14 @@ from pathlib import Path
 
 import pytest
 
-from kiosk import cli
-from kiosk.broker import LocalBroker, free_port
+from kiosk import sim
+from kiosk.cli import main as cli
+from kiosk.cli.check import run_self_test
 from kiosk.config import KioskConfig, embedded_config_text, load_config, load_embedded
 from kiosk.hardware import Emulation, Hardware
-from kiosk.selftest import run_self_test
+from kiosk.mqtt.local_broker import LocalBroker, free_port
 
-FRAMES = Path(cli.__file__).parent / "data" / "frames"
+FRAMES = Path(sim.__file__).parent / "data" / "frames"
 
 
 def sim_config(tmp_path: Path, **replace: str) -> Path:

@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from kiosk import cli
+from checkpoint.tomlconfig import ConfigError
+from kiosk.cli import main as cli
 from kiosk.config import load_embedded
 from kiosk.hardware import Emulation
-from kiosk.scenario import load_scenario, parse_scenario
-from kiosk.simulate import run_simulation
-from kiosk.tomlconfig import ConfigError
+from kiosk.sim.scenario import load_scenario, parse_scenario
+from kiosk.sim.simulate import run_simulation
 
 
 def test_builtin_scenario_meets_every_expectation(capsys: pytest.CaptureFixture[str]) -> None:

@@ -17,19 +17,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pg import fresh_database
 
-from kiosk.collector.schema import check_aware, to_text_time
-from kiosk.collector.sqlite_store import SqliteStore
-from kiosk.collector.store import (
-    DeadLetter,
-    Gap,
-    IssuedPass,
-    Store,
-    StoredAlert,
-    StoreError,
-    plan_seqs,
-)
-from kiosk.collector.stores import open_store
-from kiosk.entry import Alert, Entry, Status, format_ts
+from checkpoint.entry import Alert, Entry, Status, format_ts
+from office.store.base import DeadLetter, Gap, IssuedPass, Store, StoredAlert, StoreError, plan_seqs
+from office.store.opening import open_store
+from office.store.schema import check_aware, to_text_time
+from office.store.sqlite import SqliteStore
 
 T0 = datetime(2026, 3, 19, 7, 0, tzinfo=UTC)
 REF = "ab" * 32
@@ -62,7 +54,7 @@ def gaps_of(store: Store) -> list[tuple[int, int]]:
 def opener(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable[[], Store]]:
     """Opens a store on this test's own fresh database (call it twice for two connections)."""
     if request.param == "sqlite":
-        path = tmp_path / "collector.sqlite"
+        path = tmp_path / "office.sqlite"
         yield lambda: open_store("sqlite", path=path)
     else:
         with fresh_database(request.getfixturevalue("postgres_dsn")) as dsn:

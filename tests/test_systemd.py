@@ -33,14 +33,14 @@ def test_kiosk_unit_settings() -> None:
     assert any(c.startswith("site_hmac_key:") for c in unit["LoadCredential"])
 
 
-def test_collector_unit_settings() -> None:
-    unit = service("checkpoint-collector.service")
+def test_office_unit_settings() -> None:
+    unit = service("checkpoint-office.service")
     assert unit["Type"] == ["notify"] and unit["Restart"] == ["on-failure"]
-    assert "kiosk-collector run" in unit["ExecStart"][0]
+    assert "kiosk-office run" in unit["ExecStart"][0]
 
 
 @pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze not installed")
-@pytest.mark.parametrize("name", ["checkpoint-kiosk.service", "checkpoint-collector.service"])
+@pytest.mark.parametrize("name", ["checkpoint-kiosk.service", "checkpoint-office.service"])
 def test_systemd_analyze_verify(name: str, tmp_path: Path) -> None:
     # Point ExecStart at this venv so verify can check the executables exist.
     text = (UNITS / name).read_text().replace("/opt/checkpoint-kiosk/.venv/bin/", f"{BIN}/")

@@ -13,9 +13,9 @@ from hypothesis import strategies as st
 
 from drivers.emulated.mlx90614 import Mlx90614Emulator
 from drivers.mlx90614 import BusError, Mlx90614, Reading, SensorFlagError
-from kiosk.calibrate_cmd import EXIT_REFUSED, EXIT_USAGE, run_calibrate
+from kiosk.cli.calibrate import EXIT_REFUSED, EXIT_USAGE, run_calibrate
 from kiosk.config import ThermometerConfig
-from kiosk.temperature import (
+from kiosk.session.temperature import (
     PRESENCE_POLL_S,
     Compensation,
     Measurement,

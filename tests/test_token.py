@@ -11,11 +11,12 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kiosk.credentials.keys import KeyRing, kid_for
-from kiosk.credentials.passes import issue_pass
-from kiosk.credentials.signed import b64u_decode, b64u_encode
-from kiosk.credentials.token import HealthTokenVerifier, issue_token
-from kiosk.credentials.verdict import Reason
+from checkpoint.keys import KeyRing, kid_for
+from checkpoint.passes import issue_pass
+from checkpoint.reasons import Reason
+from checkpoint.signed import b64u_decode, b64u_encode
+from checkpoint.tokens import issue_token
+from kiosk.credentials.health_token import HealthTokenVerifier
 
 NOW = datetime(2026, 3, 19, 7, 0, tzinfo=UTC)
 T = int(NOW.timestamp())

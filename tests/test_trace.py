@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 from fixtures.collector_data import at, insert, make_entry, open_sqlite
 
-from kiosk.collector import query_cmds
-from kiosk.collector.store import Store
-from kiosk.collector.trace import CSV_COLUMNS, EntryNotFound, TraceError, close_contacts, trace, trace_csv
-from kiosk.credentials import idnumber
-from kiosk.entry import Entry
+from checkpoint import idnumber
+from checkpoint.entry import Entry
+from office.cli import query as query_cli
+from office.store.base import Store
+from office.trace import CSV_COLUMNS, EntryNotFound, TraceError, close_contacts, trace, trace_csv
 
 VALID = "11010519491231002X"  # the GB 11643 standard's own example
 KEYS = {"s1": b"site one key", "s2": b"site two key"}
@@ -37,7 +37,7 @@ def with_ref(entry: Entry, ref: str) -> Entry:
 
 @pytest.fixture
 def store(tmp_path: Path) -> Iterator[Store]:
-    with open_sqlite(tmp_path / "collector.sqlite") as opened:
+    with open_sqlite(tmp_path / "office.sqlite") as opened:
         entries = [
             with_ref(make_entry("s1", "gate-north", 1, "2026-03-19T00:00:00.000Z"), REF1),
             make_entry("s1", "gate-north", 2, "2026-03-19T01:05:00.000Z", pass_=P001),
@@ -187,7 +187,7 @@ def test_close_contacts_refuse_bad_input(store: Store) -> None:
 
 @pytest.fixture
 def db(store: Store, tmp_path: Path) -> str:
-    return f"sqlite:{tmp_path / 'collector.sqlite'}"
+    return f"sqlite:{tmp_path / 'office.sqlite'}"
 
 
 def test_trace_command_id_number_from_stdin(db: str, store: Store, tmp_path: Path,
@@ -197,7 +197,7 @@ def test_trace_command_id_number_from_stdin(db: str, store: Store, tmp_path: Pat
     key1.write_bytes(KEYS["s1"])
     key2.write_bytes(KEYS["s2"])
     monkeypatch.setattr("sys.stdin", io.StringIO(VALID + "\n"))
-    assert query_cmds.main(["trace", "--id-number", "-", "--from", "2026-03-19", "--to", "2026-03-20",
+    assert query_cli.main(["trace", "--id-number", "-", "--from", "2026-03-19", "--to", "2026-03-20",
                             "--tz", "UTC", "--csv", "--who", "anna", "--site-key", f"s1={key1}",
                             "--site-key", f"s2={key2}", "--store", db]) == 0
     out, err = capsys.readouterr()
@@ -210,13 +210,13 @@ def test_trace_command_id_number_from_stdin(db: str, store: Store, tmp_path: Pat
 
 
 def test_trace_command_text_and_contacts(db: str, store: Store, capsys: pytest.CaptureFixture[str]) -> None:
-    assert query_cmds.main(["trace", "--household", "9-1-101", "--from", "2026-03-19T08:00+08:00",
+    assert query_cli.main(["trace", "--household", "9-1-101", "--from", "2026-03-19T08:00+08:00",
                             "--to", "2026-03-20", "--store", db, "--who", "anna"]) == 0
     out = capsys.readouterr().out.splitlines()
     assert out == ["2026-03-19 09:05:00 s1/gate-north #2 in allow 36.5°C P-001 green hh 9-1-101",
                    "2026-03-19 09:10:00 s1/gate-north #3 in deny [no_health_code,pass_expired] 36.5°C "
                    "P-002 blue hh 9-1-101"]
-    assert query_cmds.main(["trace", "--kiosk", "gate-east", "--site", "s1", "--at", "2026-03-19T16:00",
+    assert query_cli.main(["trace", "--kiosk", "gate-east", "--site", "s1", "--at", "2026-03-19T16:00",
                             "--minutes", "5", "--csv", "--store", db, "--who", "anna"]) == 0
     rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
     assert [r["pid"] for r in rows] == ["P-011", "P-012", "P-013"]
@@ -233,6 +233,6 @@ def test_trace_command_text_and_contacts(db: str, store: Store, capsys: pytest.C
 ])
 def test_trace_command_errors(db: str, argv: list[str], status: int,
                               capsys: pytest.CaptureFixture[str]) -> None:
-    assert query_cmds.main([*argv, "--store", db, "--who", "anna"]) == status
+    assert query_cli.main([*argv, "--store", db, "--who", "anna"]) == status
     err = capsys.readouterr().err
     assert err and VALID not in err

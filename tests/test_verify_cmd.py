@@ -13,8 +13,10 @@ from typing import Any
 
 import pytest
 
-from kiosk import admin, cli
-from kiosk.credentials import idnumber
+from checkpoint import idnumber
+from kiosk import sim
+from kiosk.cli import main as cli
+from office.admin import cli as admin
 
 BIN = Path(sys.executable).parent
 DCC_DIR = Path(__file__).resolve().parents[2] / "shared" / "testdata" / "dcc"
@@ -232,7 +234,7 @@ def test_console_scripts_from_the_installed_package(site: Site, capsys: pytest.C
 
 
 def test_scan_console_script_json_contract() -> None:
-    frame = Path(cli.__file__).parent / "data" / "frames" / "001-code.png"
+    frame = Path(sim.__file__).parent / "data" / "frames" / "001-code.png"
     done = subprocess.run([BIN / "kiosk", "scan", "--json", str(frame)], capture_output=True, text=True,
                           timeout=60, check=False)
     assert done.returncode == 0, done.stderr

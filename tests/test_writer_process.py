@@ -19,22 +19,22 @@ from pg import fresh_database
 from proc_helpers import running
 
 from bench.ingest import collector_config, entry_payloads
-from kiosk.broker import LocalBroker
-from kiosk.collector.config import CollectorConfig, load_collector_config
-from kiosk.collector.service import Collector
-from kiosk.collector.store import StoreError
-from kiosk.collector.stores import open_store
-from kiosk.collector.writer import Item, Written
-from kiosk.collector.writer_process import WriterProcess
-from kiosk.entry import topics
+from checkpoint.topics import topics
+from kiosk.mqtt.local_broker import LocalBroker
+from office.config import OfficeConfig, load_office_config
+from office.ingest.service import Collector
+from office.ingest.writer import Item, Written
+from office.ingest.writer_process import WriterProcess
+from office.store.base import StoreError
+from office.store.opening import open_store
 
 T = topics("s1", "gate-north")
 ROOT = Path(__file__).resolve().parents[1]
 BREAK_INSERTS = "CREATE TRIGGER broken BEFORE INSERT ON entries BEGIN SELECT RAISE(ABORT, 'disk full'); END"
 
 
-def sqlite_config(db: Path) -> CollectorConfig:
-    return CollectorConfig.model_validate({"store": {"kind": "sqlite", "path": str(db)}})
+def sqlite_config(db: Path) -> OfficeConfig:
+    return OfficeConfig.model_validate({"store": {"kind": "sqlite", "path": str(db)}})
 
 
 def execute(db: Path, statement: str) -> None:
@@ -67,7 +67,7 @@ class Results:
 
 @pytest.fixture
 def db(tmp_path: Path) -> Path:
-    return tmp_path / "collector.sqlite"
+    return tmp_path / "office.sqlite"
 
 
 @pytest.fixture
@@ -130,17 +130,17 @@ def test_a_stop_during_retries_gives_the_batch_up(writer: tuple[WriterProcess, t
 def test_a_store_that_cannot_open_fails_the_start(tmp_path: Path) -> None:
     (tmp_path / "file").write_text("not a directory")
     with pytest.raises(StoreError, match=r"could not open the store: (NotADirectoryError|FileExistsError)"):
-        WriterProcess(sqlite_config(tmp_path / "file" / "collector.sqlite"), stop=threading.Event())
+        WriterProcess(sqlite_config(tmp_path / "file" / "office.sqlite"), stop=threading.Event())
 
 
 def test_the_child_exits_when_the_parent_is_killed(db: Path) -> None:
     script = textwrap.dedent(f"""
         import sys, threading, time
         from pathlib import Path
-        from kiosk.collector.config import CollectorConfig
-        from kiosk.collector.writer_process import WriterProcess
+        from office.config import OfficeConfig
+        from office.ingest.writer_process import WriterProcess
         if __name__ == "__main__":
-            config = CollectorConfig.model_validate({{"store": {{"kind": "sqlite", "path": {str(db)!r}}}}})
+            config = OfficeConfig.model_validate({{"store": {{"kind": "sqlite", "path": {str(db)!r}}}}})
             writer = WriterProcess(config, stop=threading.Event())
             print(writer.pid, flush=True)
             time.sleep(60)
@@ -158,7 +158,7 @@ def test_the_child_exits_when_the_parent_is_killed(db: Path) -> None:
 
 def test_the_collector_stops_when_its_writer_dies(tmp_path: Path) -> None:
     with LocalBroker() as broker:
-        config = load_collector_config(collector_config(tmp_path, broker))
+        config = load_office_config(collector_config(tmp_path, broker))
         assert config.ingest.writer == "process"
         collector = Collector(config)
         status: list[int] = []
@@ -184,8 +184,8 @@ def test_the_collector_stops_when_its_writer_dies(tmp_path: Path) -> None:
 def test_the_collector_will_not_run_without_its_store(tmp_path: Path,
                                                       caplog: pytest.LogCaptureFixture) -> None:
     (tmp_path / "file").write_text("not a directory")
-    config = CollectorConfig.model_validate({
-        "store": {"kind": "sqlite", "path": str(tmp_path / "file" / "collector.sqlite")},
+    config = OfficeConfig.model_validate({
+        "store": {"kind": "sqlite", "path": str(tmp_path / "file" / "office.sqlite")},
         "report": {"out_dir": str(tmp_path / "reports")},
     })
     assert Collector(config).run() == 1
@@ -196,7 +196,7 @@ def test_the_collector_will_not_run_without_its_store(tmp_path: Path,
 def test_the_collector_stores_into_postgresql_from_its_writer_process(tmp_path: Path,
                                                                        postgres_dsn: str) -> None:
     with fresh_database(postgres_dsn) as dsn, LocalBroker() as broker:
-        config = load_collector_config(collector_config(tmp_path, broker, store="postgres", dsn=dsn))
+        config = load_office_config(collector_config(tmp_path, broker, store="postgres", dsn=dsn))
         assert (config.store.kind, config.ingest.writer) == ("postgres", "process")
         collector = Collector(config)
         thread = threading.Thread(target=collector.run, name="collector-under-test")

@@ -1,0 +1,1 @@
+"""Credentials: what each scanned payload is and whether it holds (passes, health codes, ID numbers)."""

@@ -16,6 +16,7 @@ import base45  # type: ignore[import-untyped]
 import cbor2
 from cryptography import x509
 
+from checkpoint.reasons import Reason
 from kiosk.credentials.dcc_trust import (
     allowed_types,
     check_signature,
@@ -23,7 +24,7 @@ from kiosk.credentials.dcc_trust import (
     load_certificate,
     load_trust_dir,
 )
-from kiosk.credentials.verdict import HealthFacts, Reason, Verdict
+from kiosk.credentials.verdict import HealthFacts, Verdict
 
 __all__ = ["DccSteps", "DccVerifier", "load_certificate", "load_trust_dir", "to_verdict"]
 

@@ -20,8 +20,9 @@ from datetime import datetime
 from typing import Literal
 from urllib.parse import urlsplit
 
+from checkpoint.reasons import HealthStatus, Reason
 from kiosk.credentials.deadline_http import DeadlineConnection
-from kiosk.credentials.verdict import HealthFacts, HealthStatus, Reason, Verdict
+from kiosk.credentials.verdict import HealthFacts, Verdict
 
 log = logging.getLogger(__name__)
 

@@ -1,82 +1,18 @@
-"""Community passes (`CKP1.`): the signed payload, issuing, and verification into a typed Verdict."""
+"""Verifying community passes (`CKP1.`, the format in checkpoint/passes.py) into a typed Verdict."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
 from datetime import datetime
-from typing import Annotated, Any
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from pydantic import StringConstraints, model_validator
-
-from kiosk.credentials.keys import KeyRing, kid_for
-from kiosk.credentials.signed import (
-    EnvelopeError,
-    IdHash,
-    SafeId,
-    SignedPayload,
-    UnixTime,
-    parse_payload,
-    read_signed,
-    sign,
-    unix_time,
-)
-from kiosk.credentials.verdict import Colour, PassFacts, Reason, Verdict
+from checkpoint.keys import KeyRing
+from checkpoint.passes import PREFIX, PassPayload
+from checkpoint.reasons import Reason
+from checkpoint.signed import read_signed, unix_time
+from kiosk.credentials.verdict import PassFacts, Verdict
 
 log = logging.getLogger(__name__)
-
-PREFIX = "CKP1"
-COLOURS: tuple[Colour, ...] = ("green", "blue", "red", "pink")
-MaskedName = Annotated[str, StringConstraints(max_length=32, pattern=r"^[^\x00-\x1f\x7f-\x9f]*$")]
-
-
-class PassPayload(SignedPayload):
-    """The v1 pass payload (docs/contracts.md); `hh` is null for a pass without a household."""
-
-    pid: SafeId
-    cat: Colour
-    hh: SafeId | None
-    name: MaskedName
-    idh: IdHash
-    nbf: UnixTime
-    exp: UnixTime
-
-    @model_validator(mode="after")
-    def _window(self) -> PassPayload:
-        if self.nbf >= self.exp:
-            raise ValueError("nbf must be before exp")
-        return self
-
-    def facts(self) -> PassFacts:
-        """The verdict facts of this pass."""
-        return PassFacts(pid=self.pid, cat=self.cat, kid=self.kid, hh=self.hh, name=self.name, idh=self.idh,
-                         nbf=self.nbf, exp=self.exp)
-
-
-def mask_name(name: str) -> str:
-    """The display form of a name: its first character and an asterisk for each other one (张三丰 → 张**)."""
-    name = " ".join(name.split())
-    if not name:
-        return ""
-    return name[0] + "*" * max(1, min(len(name), 32) - 1)
-
-
-def _unix(value: int | datetime) -> int:
-    return value if isinstance(value, int) else int(unix_time(value))
-
-
-def issue_pass(key: Ed25519PrivateKey, kid: str | None, *, pid: str, cat: str, hh: str | None, name: str,
-               idh: str, nbf: int | datetime, exp: int | datetime) -> str:
-    """Sign a pass; `kid` None means `kid_for(key)`; `name` must already be masked. Raises ValueError."""
-    payload: dict[str, Any] = {"v": 1, "kid": kid or kid_for(key.public_key()), "pid": pid, "cat": cat,
-                               "hh": hh, "name": name, "idh": idh, "nbf": _unix(nbf), "exp": _unix(exp)}
-    try:
-        checked = parse_payload(PassPayload, payload)
-    except EnvelopeError as exc:
-        raise ValueError(exc.detail) from exc
-    return sign(PREFIX, checked.model_dump(), key)
-
 
 RevokedSource = Callable[[], frozenset[str]] | frozenset[str]
 
@@ -100,7 +36,7 @@ class PassVerifier:
         payload = read_signed(PassPayload, text, PREFIX, self.keys)
         if isinstance(payload, str):
             return _invalid(payload)
-        facts = payload.facts()
+        facts = _facts(payload)
         try:
             revoked = payload.pid in self.revoked()
         except Exception:
@@ -124,3 +60,8 @@ class PassVerifier:
 def _invalid(detail: str, facts: PassFacts | None = None) -> Verdict:
     return Verdict("pass", valid=False, status="invalid", reasons=(Reason.PASS_INVALID,), detail=detail,
                    pass_=facts)
+
+
+def _facts(payload: PassPayload) -> PassFacts:
+    return PassFacts(pid=payload.pid, cat=payload.cat, kid=payload.kid, hh=payload.hh, name=payload.name,
+                     idh=payload.idh, nbf=payload.nbf, exp=payload.exp)

@@ -1,4 +1,4 @@
-"""Signed revocation lists (`CKR1.`), the retained message on `checkpoint/v1/{site}/revocations`.
+"""The kiosk's revocation list: the newest signed list (`CKR1.`, checkpoint/revocation.py) it was offered.
 
 A list replaces the previous one whole. A kiosk accepts a list only when it verifies against the office
 keys, names the kiosk's site and has a higher `serial` than the list it holds, so an old list replayed
@@ -12,56 +12,14 @@ import logging
 import os
 import tempfile
 import threading
-from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from pydantic import Field, StringConstraints
-
-from kiosk.credentials.keys import KeyRing, kid_for
-from kiosk.credentials.signed import (
-    EnvelopeError,
-    SafeId,
-    SignedPayload,
-    UnixTime,
-    open_envelope,
-    parse_payload,
-    sign,
-    unix_time,
-)
+from checkpoint.keys import KeyRing
+from checkpoint.revocation import MAX_LIST_LEN, PREFIX, RevocationPayload
+from checkpoint.signed import EnvelopeError, open_envelope, parse_payload
 
 log = logging.getLogger(__name__)
-
-PREFIX = "CKR1"
-MAX_LIST_LEN = 1 << 20
-MAX_REVOKED = 50_000
-SiteName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
-
-
-class RevocationPayload(SignedPayload):
-    """The v1 revocation list payload: every revoked `pid` of one site, numbered by `serial`."""
-
-    site: SiteName
-    serial: Annotated[int, Field(ge=0, le=2**63 - 1)]
-    iat: UnixTime
-    revoked: Annotated[list[SafeId], Field(max_length=MAX_REVOKED)]
-
-
-def issue_revocation(key: Ed25519PrivateKey, kid: str | None, *, site: str, serial: int, iat: int | datetime,
-                     revoked: Iterable[str]) -> str:
-    """Sign a revocation list (pids sorted, each once); `kid` None means `kid_for(key)`. Raises ValueError."""
-    payload: dict[str, Any] = {
-        "v": 1, "kid": kid or kid_for(key.public_key()), "site": site, "serial": serial,
-        "iat": iat if isinstance(iat, int) else int(unix_time(iat)), "revoked": sorted(set(revoked)),
-    }
-    try:
-        checked = parse_payload(RevocationPayload, payload)
-    except EnvelopeError as exc:
-        raise ValueError(exc.detail) from exc
-    return sign(PREFIX, checked.model_dump(), key)
 
 
 @dataclass(frozen=True)

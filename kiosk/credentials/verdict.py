@@ -3,34 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from enum import StrEnum
 from typing import Any, Literal
 
+from checkpoint.reasons import Colour, HealthScheme, HealthStatus, Reason
+
 Kind = Literal["pass", "health_token", "dcc", "health_http", "id_number", "unknown"]
-Colour = Literal["green", "blue", "red", "pink"]
-HealthStatus = Literal["green", "yellow", "red"]
-HealthScheme = Literal["token", "dcc", "http"]
-
-
-class Reason(StrEnum):
-    """The reason codes of DESIGN §4 (a contract: names never change)."""
-
-    FEVER = "fever"
-    NO_HEALTH_CODE = "no_health_code"
-    HEALTH_CODE_RED = "health_code_red"
-    HEALTH_CODE_YELLOW = "health_code_yellow"
-    HEALTH_CODE_EXPIRED = "health_code_expired"
-    HEALTH_CODE_INVALID = "health_code_invalid"
-    NO_PASS = "no_pass"
-    PASS_INVALID = "pass_invalid"
-    PASS_EXPIRED = "pass_expired"
-    PASS_NOT_YET_VALID = "pass_not_yet_valid"
-    PASS_REVOKED = "pass_revoked"
-    OUTSIDE_HOURS = "outside_hours"
-    QUOTA_EXCEEDED = "quota_exceeded"
-    UNKNOWN_CODE = "unknown_code"
-    SENSOR_FAULT = "sensor_fault"
-    PLATFORM_DOWN = "platform_down"
 
 
 @dataclass(frozen=True)

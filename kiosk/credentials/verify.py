@@ -12,16 +12,17 @@ from typing import Self
 
 from cryptography import x509
 
+from checkpoint import idnumber
+from checkpoint.keys import KeyRing
+from checkpoint.reasons import Reason
+from checkpoint.residents import Registry
 from kiosk.config import KioskConfig
-from kiosk.credentials import idnumber
 from kiosk.credentials.dcc import DccVerifier, load_trust_dir
+from kiosk.credentials.health_token import HealthTokenVerifier
 from kiosk.credentials.http import HttpHealthProvider
-from kiosk.credentials.keys import KeyRing
 from kiosk.credentials.passes import PassVerifier
-from kiosk.credentials.registry import Registry
 from kiosk.credentials.revocation import RevocationList
-from kiosk.credentials.token import HealthTokenVerifier
-from kiosk.credentials.verdict import Kind, PersonFacts, Reason, Verdict, unknown
+from kiosk.credentials.verdict import Kind, PersonFacts, Verdict, unknown
 
 log = logging.getLogger(__name__)
 

@@ -1,1 +1,0 @@
-"""The central collector: MQTT entries into a store, daily reports and traces."""

@@ -1,1 +1,0 @@
-"""Communication with the broker: the MQTT publisher (`kiosk.comms.mqtt`)."""

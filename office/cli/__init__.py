@@ -1,0 +1,1 @@
+"""Command-line handlers of `kiosk-office`: run the service, and the report, trace and registry queries."""

@@ -1,0 +1,170 @@
+"""Collector configuration: TOML validated by pydantic models with bounded fields (like the kiosk's)."""
+
+from __future__ import annotations
+
+import re
+from datetime import time
+from pathlib import Path
+from typing import Annotated, Literal
+from zoneinfo import ZoneInfo
+
+from pydantic import AfterValidator, Field, model_validator
+
+from checkpoint.configtypes import CredentialName, Name, Strict, TimeZoneName, Unique, read_secret
+from checkpoint.tomlconfig import read_toml_text, resolve_path, validate_toml
+
+DEFAULT_CONFIG = Path("/etc/checkpoint-kiosk/office.toml")
+STATE_DIR = Path("/var/lib/checkpoint-office")  # the unit's StateDirectory=checkpoint-office
+
+
+def _check_clock(value: str) -> str:
+    match = re.fullmatch(r"(\d\d):(\d\d)", value)
+    if not match or int(match[1]) > 23 or int(match[2]) > 59:
+        raise ValueError("a local clock time 'HH:MM', e.g. '23:55'")
+    return value
+
+
+ClockTime = Annotated[str, AfterValidator(_check_clock)]
+
+
+def clock_time(value: str) -> time:
+    """The `time` of a validated 'HH:MM'."""
+    hours, minutes = value.split(":")
+    return time(int(hours), int(minutes))
+
+
+class BrokerSection(Strict):
+    host: str = Field("127.0.0.1", min_length=1, max_length=253)
+    port: int = Field(1883, ge=1, le=65535)
+    username: str | None = Field(None, min_length=1, max_length=128)
+    password_file: Path | None = None
+    password_credential: CredentialName = None
+    tls: bool = False
+    ca_file: Path | None = None
+    # Stable and unique per collector: it names the persistent session that queues entries while away.
+    client_id: str = Field("collector-1", pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    # How long the broker keeps the session (and queues for it) while this collector is down.
+    session_expiry_s: int = Field(7 * 86_400, ge=60, le=0xFFFF_FFFE)
+    keepalive_s: int = Field(30, ge=5, le=600)
+    reconnect_min_s: int = Field(1, ge=1, le=60)
+    reconnect_max_s: int = Field(30, ge=1, le=600)
+
+    def password(self) -> bytes | None:
+        """The broker password, from its file or credential."""
+        return read_secret("broker.password", self.password_file, self.password_credential)
+
+
+class StoreSection(Strict):
+    kind: Literal["sqlite", "postgres"] = "sqlite"
+    path: Path = STATE_DIR / "office.sqlite"
+    dsn_file: Path | None = Field(None, description=(
+        "A file holding the DSN: it holds a password, so it is never inline."))
+    dsn_credential: CredentialName = None
+
+    @model_validator(mode="after")
+    def _postgres_needs_dsn(self) -> StoreSection:
+        if self.kind == "postgres" and self.dsn_file is None and self.dsn_credential is None:
+            raise ValueError("store.dsn_file or store.dsn_credential is required when kind = 'postgres'")
+        return self
+
+    def dsn(self) -> str | None:
+        """The PostgreSQL DSN, from its file or credential; None for SQLite."""
+        if self.kind != "postgres":
+            return None
+        secret = read_secret("store.dsn", self.dsn_file, self.dsn_credential)
+        return secret.decode("utf-8") if secret is not None else None
+
+
+class IngestSection(Strict):
+    group: str = Field("collectors", pattern=r"^[A-Za-z0-9_-]{1,64}$", description=(
+        "The MQTT v5 shared-subscription ($share) group."))
+    # false: plain subscriptions, every collector gets every entry (one collector, or a hot standby on the
+    # same store). mosquitto 2.0 restores plain subscriptions after a restart, but not shared ones.
+    shared: bool = True
+    batch_size: int = Field(500, ge=1, le=10_000)
+    batch_ms: int = Field(50, ge=1, le=10_000)
+    max_payload_bytes: int = Field(16_384, ge=1024, le=1_048_576)
+    # "process": validation and store writes in a child process, on a second core; "thread": in this one
+    writer: Literal["process", "thread"] = "process"
+
+    @property
+    def receive_maximum(self) -> int:
+        """MQTT v5 Receive Maximum: two batches unacknowledged, so one fills while the other commits."""
+        return min(65_535, 2 * self.batch_size)
+
+
+Format = Literal["json", "png", "csv", "text"]
+
+
+def _default_formats() -> list[Format]:
+    return ["json", "png"]
+
+
+class ReportSection(Strict):
+    time: ClockTime = Field("23:55", description=(
+        "Local time of the daily report; from 12:00 on it reports that day, before 12:00 the day before."))
+    timezone: TimeZoneName = "Asia/Shanghai"
+    out_dir: Path = STATE_DIR / "reports"
+    publish: bool = Field(True, description="Also publish the JSON to checkpoint/v1/{site}/report.")
+    formats: Annotated[list[Format], Unique] = Field(default_factory=_default_formats, min_length=1)
+
+    @property
+    def zone(self) -> ZoneInfo:
+        """The time zone of the schedule and of report days."""
+        return ZoneInfo(self.timezone)
+
+
+class RetentionSection(Strict):
+    days: int = Field(28, ge=1, le=3650)
+    purge_time: ClockTime = "03:30"
+
+
+class RegistrySection(Strict):
+    absent_days: int = Field(7, ge=1, le=3650)
+
+
+class SiteSection(Strict):
+    hmac_key_file: Path | None = None
+    hmac_key_credential: CredentialName = None
+
+    def hmac_key(self) -> bytes | None:
+        """The site HMAC key (what kiosks hash ID numbers with), for `trace --id-number`."""
+        return read_secret("sites.hmac_key", self.hmac_key_file, self.hmac_key_credential)
+
+
+class OfficeConfig(Strict):
+    broker: BrokerSection = BrokerSection()
+    store: StoreSection = StoreSection()
+    ingest: IngestSection = IngestSection()
+    report: ReportSection = ReportSection()
+    retention: RetentionSection = RetentionSection()
+    registry: RegistrySection = RegistrySection()
+    sites: dict[Name, SiteSection] = Field(default_factory=dict)
+
+
+def parse_collector_config(text: str, *, source: str = "<config>", base_dir: Path | None = None
+                           ) -> OfficeConfig:
+    """Parse and validate TOML text; relative paths resolve against base_dir."""
+    config = validate_toml(OfficeConfig, text, source=source)
+    return _resolve_paths(config, base_dir) if base_dir is not None else config
+
+
+def load_office_config(path: Path) -> OfficeConfig:
+    """Read, parse and validate a collector config file."""
+    return parse_collector_config(read_toml_text(path), source=str(path), base_dir=path.resolve().parent)
+
+
+def _resolve_paths(config: OfficeConfig, base: Path) -> OfficeConfig:
+    def fix(p: Path | None) -> Path | None:
+        return resolve_path(p, base)
+
+    broker = config.broker.model_copy(
+        update={"password_file": fix(config.broker.password_file), "ca_file": fix(config.broker.ca_file)}
+    )
+    store = config.store.model_copy(
+        update={"path": fix(config.store.path), "dsn_file": fix(config.store.dsn_file)}
+    )
+    report = config.report.model_copy(update={"out_dir": fix(config.report.out_dir)})
+    sites = {name: site.model_copy(update={"hmac_key_file": fix(site.hmac_key_file)})
+             for name, site in config.sites.items()}
+    return config.model_copy(update={"broker": broker, "store": store, "report": report, "sites": sites})

@@ -1,0 +1,257 @@
+"""The collector's storage interface: one contract, implemented for SQLite and PostgreSQL.
+
+Every method is one transaction. Times are aware UTC datetimes (a naive one is a ValueError). Entries are
+validated `checkpoint.entry.Entry` models; the raw payload is kept beside the columns so nothing the kiosk
+said is ever lost. A storage failure raises `StoreError` and leaves nothing half-written.
+
+Seq bookkeeping (per kiosk): the store keeps the highest `seq` seen and the open gaps, which are exactly
+the seqs `1..highest` that never arrived (a kiosk first heard of at seq n has the gap 1..n-1: those entries
+never reached this store). The result does not depend on arrival order, so several collectors may share a
+PostgreSQL store. `id` alone is the idempotency key: an entry whose (site, kiosk, seq) is already held by
+another id (a kiosk whose outbox was reset and restarted its seq) is stored too and listed by
+`seq_conflicts`; it opens no gap while its seq is below the highest seen.
+"""
+
+from __future__ import annotations
+
+import bisect
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from types import TracebackType
+from typing import Self
+
+from checkpoint.entry import Alert, Entry, Status
+
+
+class StoreError(Exception):
+    """The store could not do what was asked (database unreachable, disk full, ...); nothing was written."""
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    """A message the collector could not accept, kept with why and exactly what arrived."""
+
+    received_at: datetime
+    topic: str
+    reason: str
+    payload: bytes
+
+
+@dataclass(frozen=True)
+class Gap:
+    """Entries `first..last` (inclusive) of one kiosk that have not arrived: possibly lost."""
+
+    site: str
+    kiosk: str
+    first: int
+    last: int
+
+
+@dataclass(frozen=True)
+class SeqConflict:
+    """Several entries (different ids) of one kiosk with the same `seq`: the kiosk restarted its count."""
+
+    site: str
+    kiosk: str
+    seq: int
+    entry_ids: tuple[str, ...]  # sorted
+    detected_at: datetime  # received_at of the batch that first showed the conflict
+
+
+@dataclass(frozen=True)
+class KioskState:
+    """A kiosk as its retained status and last will describe it."""
+
+    site: str
+    kiosk: str
+    state: str  # "online" | "offline"
+    since: datetime  # when it entered this state
+    last_seen: datetime  # last status or heartbeat received
+    backlog: int | None
+    camera: str | None
+    thermometer: str | None
+    version: str | None
+
+
+@dataclass(frozen=True)
+class StoredAlert:
+    """An alert as received from a kiosk."""
+
+    site: str
+    kiosk: str
+    alert: Alert
+    received_at: datetime
+
+
+@dataclass(frozen=True)
+class IssuedPass:
+    """One row of the issued-pass registry (`kiosk-admin issue-pass` writes `passes.csv`)."""
+
+    pid: str
+    cat: str
+    hh: str | None
+    name_masked: str
+    idh: str
+    nbf: int
+    exp: int
+    kid: str
+
+
+@dataclass
+class SeqPlan:
+    """How one kiosk's seq bookkeeping changes when a batch arrives."""
+
+    top: int  # the new highest seq
+    drop: list[int] = field(default_factory=list)  # first_seq of gaps to delete
+    add: list[tuple[int, int]] = field(default_factory=list)  # gaps to insert (after the deletes)
+    reseen: list[int] = field(default_factory=list)  # seqs at or below the old top that filled no gap
+
+
+def plan_seqs(top: int, gaps: Iterable[tuple[int, int]], seqs: Iterable[int]) -> SeqPlan:
+    """Apply `seqs` to a kiosk whose highest seq is `top`, given its open gaps that the seqs may fall in."""
+    ordered = sorted(set(seqs))
+    cut = bisect.bisect_right(ordered, top)
+    below, above = ordered[:cut], ordered[cut:]
+    plan = SeqPlan(top)
+    filled: set[int] = set()
+    for first, last in sorted(gaps):
+        hits = below[bisect.bisect_left(below, first):bisect.bisect_right(below, last)]
+        if not hits:
+            continue
+        plan.drop.append(first)
+        filled.update(hits)
+        start = first
+        for seq in hits:
+            if seq > start:
+                plan.add.append((start, seq - 1))
+            start = seq + 1
+        if start <= last:
+            plan.add.append((start, last))
+    plan.reseen = [seq for seq in below if seq not in filled]
+    for seq in above:
+        if seq > plan.top + 1:
+            plan.add.append((plan.top + 1, seq - 1))
+        plan.top = seq
+    return plan
+
+
+class Store(ABC):
+    """Where the collector keeps entries, dead letters, kiosk states, alerts, the registry and its audit."""
+
+    @abstractmethod
+    def insert_entries(self, entries: Sequence[tuple[Entry, bytes]], received_at: datetime) -> int:
+        """Store (entry, raw payload) pairs; duplicates by `id` are ignored. Returns how many were new.
+
+        Also advances each kiosk's highest `seq` and records or fills gaps, in the same transaction.
+        """
+
+    @abstractmethod
+    def insert_dead_letters(self, letters: Sequence[DeadLetter]) -> None:
+        """Keep messages that failed validation."""
+
+    @abstractmethod
+    def record_status(self, site: str, kiosk: str, status: Status, received_at: datetime) -> None:
+        """Apply a status (or a last will `{"state":"offline"}`) and keep online/offline transitions.
+
+        Transition times are `received_at` (the collector's clock); a status received before the last one
+        applied is stale and ignored; a field the status leaves out (the will) keeps its last known value.
+        """
+
+    @abstractmethod
+    def insert_alerts(self, alerts: Sequence[StoredAlert]) -> int:
+        """Store alerts (duplicates by alert `id` ignored); returns how many were new."""
+
+    @abstractmethod
+    def gaps(self, *, site: str | None = None) -> list[Gap]:
+        """The open seq gaps, by site, kiosk and first missing seq."""
+
+    def seq_conflicts(self, *, site: str | None = None) -> list[SeqConflict]:
+        """Seqs held by more than one entry id, by site, kiosk and seq."""
+        raise NotImplementedError(f"{type(self).__name__} does not track seq conflicts")
+
+    # -- queries for reports, traces and the registry ------------------------------------------------
+
+    @abstractmethod
+    def entries_between(
+        self,
+        start: datetime,
+        end: datetime,
+        *,
+        site: str | None = None,
+        kiosk: str | None = None,
+        person_ref: str | None = None,
+        pid: str | None = None,
+        hh: str | None = None,
+    ) -> list[Entry]:
+        """Entries with `start <= ts < end` matching every filter, ordered by ts, site, kiosk and seq."""
+
+    @abstractmethod
+    def kiosks(self, *, site: str | None = None) -> list[tuple[str, str]]:
+        """Every (site, kiosk) ever heard from (entries or status), sorted."""
+
+    @abstractmethod
+    def kiosk_states(self, *, site: str | None = None) -> list[KioskState]:
+        """The live state of each kiosk that has sent a status (or will), sorted by site and kiosk."""
+
+    @abstractmethod
+    def offline_intervals(
+        self, start: datetime, end: datetime, *, site: str | None = None
+    ) -> list[tuple[str, str, datetime, datetime | None]]:
+        """(site, kiosk, went offline, came back or None) for offline periods overlapping [start, end).
+
+        Ordered by site, kiosk and time; a period ending exactly at `start` does not overlap.
+        """
+
+    @abstractmethod
+    def alerts_between(self, start: datetime, end: datetime, *, site: str | None = None) -> list[StoredAlert]:
+        """Alerts with `start <= ts < end`, ordered by ts."""
+
+    @abstractmethod
+    def first_seen_passes(self, start: datetime, end: datetime, *, site: str | None = None) -> list[str]:
+        """Pass ids whose earliest stored entry (at that site) falls in [start, end), sorted."""
+
+    @abstractmethod
+    def import_registry(self, passes: Sequence[IssuedPass]) -> int:
+        """Add or replace issued passes by pid; returns how many rows were written."""
+
+    @abstractmethod
+    def registry(self) -> list[IssuedPass]:
+        """The issued-pass registry, sorted by pid."""
+
+    @abstractmethod
+    def purge(self, before: datetime, *, now: datetime) -> int:
+        """Delete entries with ts < before (and older dead letters), log the purge, return entries deleted."""
+
+    @abstractmethod
+    def purged_between(self, start: datetime, end: datetime) -> int:
+        """How many entries the purges logged in [start, end) deleted."""
+
+    @abstractmethod
+    def log_trace(self, who: str, query: str, at: datetime) -> None:
+        """Record that `who` ran a trace `query` (its parameters, never a raw ID number) at `at`."""
+
+    @abstractmethod
+    def trace_log(self) -> list[tuple[datetime, str, str]]:
+        """(at, who, query) for every trace run, oldest first."""
+
+    @abstractmethod
+    def dead_letters(self, *, limit: int = 100) -> list[DeadLetter]:
+        """The newest dead letters first."""
+
+    @abstractmethod
+    def count_entries(self) -> int:
+        """All stored entries."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Release connections; safe to call again."""
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
