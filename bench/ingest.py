@@ -203,12 +203,8 @@ def collector_config(directory: Path, broker: LocalBroker, *, client_id: str = "
 
 
 def collector_command() -> list[str]:
-    """`kiosk-office run` (the console script), or the module while cli.py lacks the subcommand."""
-    script = Path(sys.executable).parent / "kiosk-office"
-    probe = subprocess.run([str(script), "run", "--help"], capture_output=True, timeout=30, check=False)
-    if probe.returncode == 0:
-        return [str(script), "run"]
-    return [sys.executable, "-m", "office.cli.run"]
+    """`kiosk-office run` (the console script beside this interpreter)."""
+    return [str(Path(sys.executable).parent / "kiosk-office"), "run"]
 
 
 def start_collector(command: list[str], config: Path, log: Path) -> subprocess.Popen[bytes]:

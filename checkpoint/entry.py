@@ -210,6 +210,32 @@ class Alert(Payload):
         return self.model_dump_json(exclude_none=True).encode("utf-8")
 
 
+RESOLUTION_SCHEMA: Literal["checkpoint.resolution/1"] = "checkpoint.resolution/1"
+ResolvedBy = Literal["staff", "remote", "ack", "timeout"]
+
+
+class Resolution(Payload):
+    """How an attention ended, on `…/resolution`: a second durable record naming the attention entry.
+
+    `by`: staff held the button (`staff`, the gate opened), the office sent a signed open (`remote`),
+    staff acknowledged it with the gate shut (`ack`), or nobody came within `attention_timeout_s`
+    (`timeout`). `operator` names the signer of a remote open. `entry_id` is the idempotency key: an
+    attention is resolved once.
+    """
+
+    schema_: Literal["checkpoint.resolution/1"] = Field(default=RESOLUTION_SCHEMA, alias="schema")
+    entry_id: Uuid7
+    by: ResolvedBy
+    ts: Timestamp
+    opened: StrictBool
+    operator: Annotated[str, StringConstraints(min_length=1, max_length=64,
+                                               pattern=r"^[^\x00-\x1f\x7f]*$")] | None = None
+
+    def to_json(self) -> bytes:
+        """Compact JSON, `operator` left out when there is none."""
+        return self.model_dump_json(exclude_none=True).encode("utf-8")
+
+
 class Command(Payload):
     """A command on `…/cmd/{open,reload,ping}`."""
 

@@ -17,6 +17,7 @@ class Topics(NamedTuple):
     status: str
     alert: str
     cmd: str  # commands are `{cmd}/{name}`
+    resolution: str
 
     @property
     def cmd_filter(self) -> str:
@@ -31,9 +32,10 @@ def _check_name(value: str, what: str) -> str:
 
 
 def topics(site: str, kiosk: str) -> Topics:
-    """The entry, status, alert and command topics of a kiosk."""
+    """The entry, status, alert, command and resolution topics of a kiosk."""
     prefix = f"{TOPIC_ROOT}/{_check_name(site, 'site')}/{_check_name(kiosk, 'kiosk')}"
-    return Topics(prefix, f"{prefix}/entry", f"{prefix}/status", f"{prefix}/alert", f"{prefix}/cmd")
+    return Topics(prefix, f"{prefix}/entry", f"{prefix}/status", f"{prefix}/alert", f"{prefix}/cmd",
+                  f"{prefix}/resolution")
 
 
 def revocations_topic(site: str) -> str:
@@ -46,13 +48,16 @@ def report_topic(site: str) -> str:
     return f"{TOPIC_ROOT}/{_check_name(site, 'site')}/report"
 
 
-def shared_subscription(kind: Literal["entry", "status", "alert"], group: str = SHARED_GROUP) -> str:
+KioskKind = Literal["entry", "status", "alert", "resolution"]
+
+
+def shared_subscription(kind: KioskKind, group: str = SHARED_GROUP) -> str:
     """The collectors' MQTT v5 shared subscription to every kiosk's `kind` messages."""
     return f"$share/{group}/{TOPIC_ROOT}/+/+/{kind}"
 
 
 def parse_topic(topic: str) -> tuple[str, str, str] | None:
     """(site, kiosk, kind) of a kiosk topic such as `checkpoint/v1/s1/gate-north/entry`; None otherwise."""
-    match = re.fullmatch(r"checkpoint/v1/([A-Za-z0-9_-]{1,64})/([A-Za-z0-9_-]{1,64})/(entry|status|alert)",
-                         topic)
+    match = re.fullmatch(
+        r"checkpoint/v1/([A-Za-z0-9_-]{1,64})/([A-Za-z0-9_-]{1,64})/(entry|status|alert|resolution)", topic)
     return (match[1], match[2], match[3]) if match else None

@@ -38,9 +38,10 @@ class StaffAck:
 
 @dataclass(frozen=True)
 class RemoteOpen:
-    """The office opened the gate over MQTT."""
+    """The office opened the gate over MQTT: for the open attention `entry_id`, or a plain manual opening."""
 
     by: str
+    entry_id: str | None = None
 
 
 @dataclass(frozen=True)

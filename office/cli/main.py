@@ -11,7 +11,7 @@ from office.cli import query, run
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="kiosk-office",
-                                     description="checkpoint-kiosk central collector")
+                                     description="checkpoint-kiosk community office")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     run.add_parser(sub)

@@ -19,7 +19,7 @@ EXIT_CONFIG = 2
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> argparse.ArgumentParser:
     """Add `run` to the subcommands; it sets `handler` to `run_command`."""
     default = os.environ.get("KIOSK_OFFICE_CONFIG") or str(DEFAULT_CONFIG)
-    p = sub.add_parser("run", help="the collector service (systemd runs this)")
+    p = sub.add_parser("run", help="the office service: ingest, reports, retention (systemd runs this)")
     p.add_argument("--config", "-c", type=Path, default=Path(default),
                    help=f"config file (default $KIOSK_OFFICE_CONFIG or {DEFAULT_CONFIG})")
     p.add_argument("--verbose", "-v", action="store_true", help="debug logging")
@@ -37,15 +37,3 @@ def run_command(args: argparse.Namespace) -> int:
             print(f"{exc.path}: {problem}", file=sys.stderr)
         return EXIT_CONFIG
     return run(config)
-
-
-def main(argv: list[str] | None = None) -> int:
-    """`python -m office.cli.run --config FILE`: the same as `kiosk-office run`."""
-    parser = argparse.ArgumentParser(prog="kiosk-office")
-    add_parser(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(["run", *(sys.argv[1:] if argv is None else argv)])
-    return run_command(args)
-
-
-if __name__ == "__main__":
-    sys.exit(main())
