@@ -171,6 +171,7 @@ class OutboxState(Payload):
     oldest_s: Annotated[float, Strict()] | None = Field(default=None, ge=0, allow_inf_nan=False)
     refused: StrictInt = Field(default=0, ge=0)  # undelivered rows whose last publish the broker refused
     alerts: StrictInt = Field(default=0, ge=0)  # undelivered alerts
+    resolutions: StrictInt = Field(default=0, ge=0)  # undelivered resolutions of attentions
     full: StrictBool = False  # undelivered rows reached storage.outbox_max_entries (none is ever dropped)
 
 

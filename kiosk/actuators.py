@@ -35,13 +35,13 @@ class Actuators:
             except Exception:
                 log.exception("voice prompt %r failed", key)
 
-    def show_idle(self, faults: Mapping[FaultClass, str]) -> None:
-        """Heartbeat when all is well, else the blink code of the most serious fault."""
+    def show_idle(self, faults: Mapping[FaultClass, str], *, attention: bool = False) -> None:
+        """The blink code of the most serious fault, else amber while an attention waits, else heartbeat."""
         for kind in _FAULT_ORDER:
             if kind in faults:
                 self._leds(partial(self.leds.fault, kind))
                 return
-        self._leds(self.leds.idle)
+        self._leds(self.leds.attention if attention else self.leds.idle)
 
     def open_gate(self, *, override: str | None) -> None:
         """Green, relay pulse, and the allow (or override) prompt."""

@@ -87,6 +87,10 @@ class GateConfig(Strict):
         "After a deny: the red LED shows, and no session starts, this long."))
     attention_timeout_s: float = Field(60.0, ge=5, le=3600, description=(
         "An attention not resolved by staff within this times out."))
+    attention_hold_s: float = Field(4.0, ge=0, le=60, description=(
+        "After an attention, the person steps aside; the lane serves the next one after this."))
+    max_open_attentions: int = Field(5, ge=1, le=50, description=(
+        "Attentions waiting for staff at most; with this many open, the next person is asked to wait."))
     forgery_limit: int = Field(5, ge=2, le=1000, description=(
         "This many codes failing their check within forgery_window_s raise a forgery alert."))
     forgery_window_s: float = Field(300.0, ge=10, le=86_400,

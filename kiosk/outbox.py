@@ -5,6 +5,10 @@ comes from a counter row per (site, kiosk), so it continues across restarts and 
 after delivered rows are pruned. Undelivered rows are never deleted: past `outbox_max_entries` the
 outbox reports itself `full` (an alert, amber) and still records every entry, since a gate must.
 Household passages are kept in their own small table for the daily quota, independent of pruning.
+
+An attention entry is recorded with a row in `attention` in the same transaction, and its resolution
+(a `resolution` row to publish) removes that row in one transaction too: the open attentions survive a
+crash, and each is resolved once.
 """
 
 from __future__ import annotations
@@ -24,22 +28,29 @@ from typing import Literal
 from pydantic import ValidationError
 from uuid6 import uuid7
 
-from checkpoint.entry import ENTRY_SCHEMA, Alert, AlertKind, Entry, EntryDraft, OutboxState, utc_now
+from checkpoint.entry import (
+    ENTRY_SCHEMA,
+    Alert,
+    AlertKind,
+    Entry,
+    EntryDraft,
+    OutboxState,
+    Resolution,
+    ResolvedBy,
+    utc_now,
+)
 from checkpoint.topics import topics
 from kiosk.config import SiteConfig, StorageConfig
 
 log = logging.getLogger(__name__)
 
-RowKind = Literal["entry", "alert"]
+RowKind = Literal["entry", "alert", "resolution"]
 QUOTA_WINDOW_S = 2 * 86_400  # household passages kept this long: a "day" since local midnight and then some
 MAX_DETAIL = 500
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS counter (
-    site TEXT NOT NULL, kiosk TEXT NOT NULL, last_seq INTEGER NOT NULL, PRIMARY KEY (site, kiosk)
-) WITHOUT ROWID;
+_OUTBOX_TABLE = """
 CREATE TABLE IF NOT EXISTS outbox (
     num INTEGER PRIMARY KEY AUTOINCREMENT,
-    kind TEXT NOT NULL CHECK (kind IN ('entry', 'alert')),
+    kind TEXT NOT NULL CHECK (kind IN ('entry', 'alert', 'resolution')),
     topic TEXT NOT NULL,
     id TEXT NOT NULL UNIQUE,
     seq INTEGER,
@@ -50,12 +61,28 @@ CREATE TABLE IF NOT EXISTS outbox (
     refused INTEGER,
     UNIQUE (topic, seq)
 );
+"""
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS counter (
+    site TEXT NOT NULL, kiosk TEXT NOT NULL, last_seq INTEGER NOT NULL, PRIMARY KEY (site, kiosk)
+) WITHOUT ROWID;
+""" + _OUTBOX_TABLE + """
 CREATE INDEX IF NOT EXISTS outbox_pending ON outbox (num) WHERE delivered IS NULL;
 CREATE INDEX IF NOT EXISTS outbox_pending_kind ON outbox (kind, num) WHERE delivered IS NULL;
 CREATE INDEX IF NOT EXISTS outbox_delivered ON outbox (delivered) WHERE delivered IS NOT NULL;
 CREATE TABLE IF NOT EXISTS passage (hh TEXT NOT NULL, ts REAL NOT NULL, direction TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS passage_hh ON passage (hh, ts);
-PRAGMA user_version = 1;
+CREATE TABLE IF NOT EXISTS attention (
+    entry_id TEXT PRIMARY KEY, opened REAL NOT NULL, hh TEXT, direction TEXT NOT NULL
+) WITHOUT ROWID;
+"""
+_VERSION = 2
+# Version 1 allowed only entries and alerts: the outbox table is rebuilt with the new CHECK.
+_MIGRATE_1 = """
+ALTER TABLE outbox RENAME TO outbox_v1;
+""" + _OUTBOX_TABLE + """
+INSERT INTO outbox SELECT * FROM outbox_v1;
+DROP TABLE outbox_v1;
 """
 _COLUMNS = "num, kind, topic, id, seq, payload, created, attempts, refused"
 
@@ -105,9 +132,18 @@ class Outbox:
             if mode != "wal":
                 raise OutboxError(f"{path}: cannot use WAL mode (got {mode!r})")
             self._db.execute("PRAGMA synchronous=FULL")  # a commit survives power loss
-            self._db.executescript(_SCHEMA)
+            self._migrate()
         except (OSError, sqlite3.Error) as exc:
             raise OutboxError(f"{path}: {exc}") from exc
+
+    def _migrate(self) -> None:
+        version = self._db.execute("PRAGMA user_version").fetchone()[0]
+        if version > _VERSION:
+            raise OutboxError(f"{self.path}: made by a newer version (schema {version}, this reads "
+                              f"{_VERSION})")
+        script = _MIGRATE_1 if version == 1 else ""
+        self._db.executescript(
+            f"BEGIN IMMEDIATE; {script} {_SCHEMA} PRAGMA user_version = {_VERSION}; COMMIT;")
 
     @classmethod
     def from_config(cls, storage: StorageConfig, site: SiteConfig) -> Outbox:
@@ -131,13 +167,20 @@ class Outbox:
                  tb: TracebackType | None) -> None:
         self.close()
 
-    def append(self, draft: EntryDraft) -> Entry:
-        """Give the entry its id (UUIDv7) and the next `seq`, and commit it durably before returning."""
+    def append(self, draft: EntryDraft, *, attention: bool = False) -> Entry:
+        """Give the entry its id (UUIDv7) and the next `seq`, and commit it durably before returning.
+
+        With `attention`, the entry is also an open attention until `resolve` names it.
+        """
         with self._lock:
             try:
                 self._db.execute("BEGIN IMMEDIATE")
                 try:
                     entry = self._insert_entry(draft)
+                    if attention:
+                        hh = entry.pass_.hh if entry.pass_ is not None else None
+                        self._db.execute("INSERT INTO attention VALUES (?, ?, ?, ?)",
+                                         (entry.id, time.time(), hh, entry.direction))
                     self._db.execute("COMMIT")
                 except BaseException:
                     self._db.execute("ROLLBACK")
@@ -181,6 +224,40 @@ class Outbox:
             except sqlite3.Error as exc:
                 raise OutboxError(f"{self.path}: alert not recorded: {exc}") from exc
         return alert
+
+    def resolve(self, entry_id: str, *, by: ResolvedBy, opened: bool, operator: str | None = None,
+                ts: datetime | None = None) -> Resolution | None:
+        """Close an open attention durably with its resolution (to publish); None if it is not open."""
+        resolution = Resolution(entry_id=entry_id, by=by, opened=opened, operator=operator,
+                                ts=ts if ts is not None else utc_now())
+        with self._lock:
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+                try:
+                    row = self._db.execute("DELETE FROM attention WHERE entry_id = ? "
+                                           "RETURNING hh, direction", (entry_id,)).fetchone()
+                    if row is not None:
+                        self._db.execute(
+                            "INSERT INTO outbox (kind, topic, id, payload, created) "
+                            "VALUES ('resolution', ?, ?, ?, ?)",
+                            (self._topics.resolution, f"resolution:{entry_id}", resolution.to_json(),
+                             time.time()))
+                        if opened and row[0] is not None:
+                            self._db.execute("INSERT INTO passage VALUES (?, ?, ?)",
+                                             (row[0], resolution.ts.timestamp(), row[1]))
+                    self._db.execute("COMMIT")
+                except BaseException:
+                    self._db.execute("ROLLBACK")
+                    raise
+            except sqlite3.Error as exc:
+                raise OutboxError(f"{self.path}: resolution not recorded: {exc}") from exc
+        return resolution if row is not None else None
+
+    def open_attentions(self) -> list[str]:
+        """The entry ids of the attentions not yet resolved, oldest first."""
+        with self._lock:
+            rows = self._db.execute("SELECT entry_id FROM attention ORDER BY opened, entry_id").fetchall()
+        return [row[0] for row in rows]
 
     def pending(self, limit: int, *, kind: RowKind | None = None, after_row: int = 0) -> list[OutboxRow]:
         """Up to `limit` undelivered rows after `after_row`, oldest first (entries in `seq` order)."""
@@ -228,6 +305,7 @@ class Outbox:
         oldest = min((first for _, _, first, _ in rows), default=None)
         total = sum(counts.values())
         return OutboxState(backlog=counts.get("entry", 0), alerts=counts.get("alert", 0),
+                           resolutions=counts.get("resolution", 0),
                            oldest_s=None if oldest is None else round(max(0.0, now - oldest), 3),
                            refused=sum(r for _, _, _, r in rows), full=total >= self.max_entries)
 

@@ -6,7 +6,7 @@ import logging
 from datetime import datetime
 from typing import Any
 
-from checkpoint.entry import EntryDraft
+from checkpoint.entry import EntryDraft, ResolvedBy
 from kiosk.mqtt.publisher import Publisher
 from kiosk.outbox import Outbox
 
@@ -21,12 +21,19 @@ class OutboxRecorder:
         self.publisher = publisher
         self.last_seq: int | None = None
 
-    def record(self, fields: dict[str, Any]) -> str:
-        entry = self.outbox.append(EntryDraft.model_validate(fields))
+    def record(self, fields: dict[str, Any], *, attention: bool = False) -> str:
+        entry = self.outbox.append(EntryDraft.model_validate(fields), attention=attention)
         self.last_seq = entry.seq
-        if self.publisher is not None:
-            self.publisher.wake()
+        self._wake()
         return str(entry.id)
+
+    def resolve(self, entry_id: str, *, by: ResolvedBy, opened: bool, operator: str | None = None) -> None:
+        if self.outbox.resolve(entry_id, by=by, opened=opened, operator=operator) is None:
+            log.warning("attention %s was not open: no resolution recorded", entry_id)
+        self._wake()
+
+    def open_attentions(self) -> list[str]:
+        return self.outbox.open_attentions()
 
     def household_allowed_since(self, household: str, since: datetime) -> int:
         return self.outbox.count_allowed(household, since)
@@ -37,5 +44,8 @@ class OutboxRecorder:
         except Exception:
             log.exception("cannot record the %s alert", kind)
             return
+        self._wake()
+
+    def _wake(self) -> None:
         if self.publisher is not None:
             self.publisher.wake()

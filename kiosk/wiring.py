@@ -23,7 +23,7 @@ from kiosk.mqtt.local_broker import LocalBroker
 from kiosk.mqtt.publisher import Publisher
 from kiosk.outbox import Outbox
 from kiosk.recorder import OutboxRecorder
-from kiosk.session.events import Result
+from kiosk.session.events import Resolved, Result
 from kiosk.session.lane import Lane
 
 log = logging.getLogger(__name__)
@@ -98,9 +98,10 @@ def start_publisher(stack: ExitStack, config: KioskConfig, outbox: Outbox, lane:
 
 def build_lane(config: KioskConfig, lane: LaneRef, *, actuators: Actuators,
                read_thermometer: Callable[[], Any], verifier: CredentialVerifier, recorder: OutboxRecorder,
-               clock: Clock, on_result: Callable[[Result], None] | None = None) -> Lane:
+               clock: Clock, on_result: Callable[[Result], None] | None = None,
+               on_resolution: Callable[[Resolved], None] | None = None) -> Lane:
     """The session state machine; `lane` refers to it from now on."""
     built = Lane(config, actuators=actuators, read_thermometer=read_thermometer, verifier=verifier,
-                 recorder=recorder, clock=clock, on_result=on_result)
+                 recorder=recorder, clock=clock, on_result=on_result, on_resolution=on_resolution)
     lane.lane = built
     return built

@@ -25,7 +25,7 @@ from kiosk.hardware import Emulation, Hardware
 from kiosk.outbox import Outbox
 from kiosk.recorder import OutboxRecorder
 from kiosk.scanner import Code
-from kiosk.session.events import CodesSeen, Motion, Result, StaffAck, StaffHold
+from kiosk.session.events import CodesSeen, Motion, RemoteOpen, Result, StaffAck, StaffHold
 from kiosk.session.lane import Lane
 from kiosk.sim.issuer import Issuer
 from kiosk.sim.scenario import HealthSpec, PassSpec, Person
@@ -87,9 +87,15 @@ class Rig:
         return [json.loads(r[0]) for r in rows]
 
     def alerts(self) -> list[dict[str, Any]]:
+        return self._rows("alert")
+
+    def resolutions(self) -> list[dict[str, Any]]:
+        return self._rows("resolution")
+
+    def _rows(self, kind: str) -> list[dict[str, Any]]:
         db = sqlite3.connect(self.outbox.path)
         try:
-            rows = db.execute("SELECT payload FROM outbox WHERE kind = 'alert'").fetchall()
+            rows = db.execute("SELECT payload FROM outbox WHERE kind = ? ORDER BY num", (kind,)).fetchall()
         finally:
             db.close()
         return [json.loads(r[0]) for r in rows]
@@ -131,9 +137,9 @@ def test_resident_is_allowed_and_the_entry_is_committed_before_the_relay_moves(r
     committed_with_relay: list[bool] = []
     record = rig.gate.recorder.record
 
-    def spy(fields: dict[str, Any]) -> str:
+    def spy(fields: dict[str, Any], *, attention: bool = False) -> str:
         committed_with_relay.append(rig.relay_energised())
-        return record(fields)
+        return record(fields, attention=attention)
 
     rig.gate.recorder.record = spy  # type: ignore[method-assign]
     rig.visit(RESIDENT)
@@ -160,13 +166,15 @@ def test_abandoned_session_is_counted_and_records_nothing(rig: Rig) -> None:
 def test_thermometer_fault_means_attention_never_allow(rig: Rig) -> None:
     rig.chip.inject_nack(10_000)
     rig.visit(RESIDENT)
-    assert rig.gate.state == "attention" and rig.results == []
+    assert rig.gate.state == "hold" and [r.decision for r in rig.results] == ["attention"]
     assert rig.hw.emulation is not None
     leds = rig.gate.act.leds
     assert leds.pattern == "attention"
-    rig.run_for(rig.gate.config.gate.attention_timeout_s + rig.gate.config.gate.deny_hold_s + 1)
     entry = rig.entries()[0]
     assert entry["decision"] == "attention" and entry["reasons"] == ["sensor_fault"]
+    rig.run_for(rig.gate.config.gate.attention_timeout_s + rig.gate.config.gate.deny_hold_s + 1)
+    assert [(r["entry_id"], r["by"], r["opened"]) for r in rig.resolutions()] == [
+        (entry["id"], "timeout", False)]
     assert not rig.relay_energised(), "a thermometer fault must keep the gate shut"
     assert leds.pattern == fault_pattern(FaultClass.THERMOMETER)
     assert any(a["kind"] == "fault" for a in rig.alerts())
@@ -177,24 +185,31 @@ def test_thermometer_fault_means_attention_never_allow(rig: Rig) -> None:
     assert leds.pattern == "idle"
 
 
-def test_fever_needs_staff_and_a_hold_opens_with_override(rig: Rig) -> None:
+def test_fever_is_recorded_at_once_and_a_staff_hold_resolves_it(rig: Rig) -> None:
     fever = RESIDENT.model_copy(update={"skin_c": 37.0})
     rig.visit(fever)
-    assert rig.gate.state == "attention" and not rig.relay_energised()
-    assert [a["kind"] for a in rig.alerts()] == ["fever"]
+    assert rig.gate.state == "hold" and not rig.relay_energised()
+    entry = rig.entries()[0]  # committed with the decision, before anyone resolves it
+    assert (entry["decision"], entry["reasons"], entry["override"]) == ("attention", ["fever"], None)
+    assert [(a["kind"], a["entry_id"]) for a in rig.alerts()] == [("fever", entry["id"])]
+    assert "household 9-23-301" in rig.alerts()[0]["detail"]
+    assert rig.gate.attentions.ids() == [entry["id"]] == rig.outbox.open_attentions()
     rig.gate.submit(StaffHold())
     rig.gate.drain()
-    entry = rig.entries()[0]
-    assert (entry["decision"], entry["reasons"], entry["override"]) == ("attention", ["fever"], "staff")
+    resolutions = [(r["entry_id"], r["by"], r["opened"]) for r in rig.resolutions()]
+    assert resolutions == [(entry["id"], "staff", True)]
+    assert len(rig.entries()) == 1, "the resolution is a second record, not a second entry"
     assert rig.relay_energised()
+    assert not rig.gate.attentions and rig.outbox.open_attentions() == []
 
 
 def test_staff_acknowledge_keeps_the_gate_shut(rig: Rig) -> None:
     rig.visit(RESIDENT.model_copy(update={"pass_": PassSpec(cat="red", hh="2-4-601")}))
-    assert rig.gate.state == "attention"
+    assert rig.gate.state == "hold"
     rig.gate.submit(StaffAck())
     rig.gate.drain()
     assert rig.entries()[0]["override"] is None and not rig.relay_energised()
+    assert [(r["by"], r["opened"]) for r in rig.resolutions()] == [("ack", False)]
 
 
 def test_staff_hold_in_idle_is_a_recorded_manual_open(rig: Rig) -> None:
@@ -282,3 +297,84 @@ def test_unknown_codes_are_not_counted_as_forgeries(rig: Rig) -> None:
     for i in range(rig.gate.config.gate.forgery_limit + 2):
         rig.show(f"https://example.com/menu?table={i}")
     assert [a["kind"] for a in rig.alerts()] == []
+
+
+FEVER = RESIDENT.model_copy(update={"skin_c": 37.0})
+
+
+def _said(rig: Rig) -> list[str]:
+    said: list[str] = []
+    rig.gate.act.say = said.append  # type: ignore[method-assign,assignment]
+    return said
+
+
+def test_the_lane_serves_the_next_person_while_an_attention_waits(rig: Rig) -> None:
+    rig.visit(FEVER, index=1)
+    rig.run_for(rig.gate.config.gate.attention_hold_s + 0.1)
+    assert rig.gate.state == "idle" and rig.gate.act.leds.pattern == "attention", "amber while one waits"
+    rig.visit(RESIDENT, index=2)
+    rig.run_for(5)
+    assert [r.decision for r in rig.results] == ["attention", "allow"]
+    assert [r.session for r in rig.results] == [1, 2]
+    assert rig.gate.act.leds.pattern == "attention"
+    rig.visit(FEVER, index=3)
+    first, _, second = (e["id"] for e in rig.entries())
+    rig.gate.submit(StaffHold())  # staff come to the latest
+    rig.gate.drain()
+    assert [(r["entry_id"], r["by"]) for r in rig.resolutions()] == [(second, "staff")]
+    assert rig.gate.attentions.ids() == [first]
+
+
+def test_a_remote_open_names_its_entry(rig: Rig) -> None:
+    rig.visit(FEVER, index=1)
+    entry_id = rig.entries()[0]["id"]
+    rig.gate.submit(RemoteOpen("op-wang", entry_id="01890a5d-ac96-774b-bcce-b302099a8057"))
+    rig.gate.drain()
+    assert rig.resolutions() == [] and not rig.relay_energised(), "an entry that is not open opens nothing"
+    rig.gate.submit(RemoteOpen("op-wang", entry_id=entry_id))
+    rig.gate.drain()
+    assert [(r["entry_id"], r["by"], r["opened"], r["operator"]) for r in rig.resolutions()] == [
+        (entry_id, "remote", True, "op-wang")]
+    assert rig.relay_energised()
+
+
+def test_an_open_attention_survives_a_restart(tmp_path: Path) -> None:
+    with make_rig(tmp_path) as rig:
+        rig.visit(FEVER)
+        entry_id = rig.entries()[0]["id"]
+    with make_rig(tmp_path) as restarted:
+        assert restarted.gate.attentions.ids() == [entry_id]
+        assert restarted.gate.act.leds.pattern == "attention"
+        restarted.gate.submit(StaffAck())
+        restarted.gate.drain()
+        assert [(r["entry_id"], r["by"]) for r in restarted.resolutions()] == [(entry_id, "ack")]
+        assert len(restarted.entries()) == 1
+
+
+def test_open_attentions_are_bounded_and_the_next_person_is_asked_to_wait(tmp_path: Path) -> None:
+    config = load_embedded()
+    config = config.model_copy(update={"gate": config.gate.model_copy(update={"max_open_attentions": 2})})
+    with make_rig(tmp_path, config) as rig:
+        for index in (1, 2):
+            rig.visit(FEVER, index=index)
+            rig.run_for(config.gate.attention_hold_s + 0.1)
+        said = _said(rig)
+        rig.visit(RESIDENT, index=3)
+        assert len(rig.results) == 2 and rig.gate.session is None and said == ["wait"]
+        rig.gate.submit(StaffAck())
+        rig.gate.drain()
+        rig.visit(RESIDENT, index=4)
+        assert [r.decision for r in rig.results] == ["attention", "attention", "allow"]
+
+
+def test_codes_shown_while_busy_never_enter_the_next_session(rig: Rig) -> None:
+    rig.visit(RESIDENT, index=1)
+    assert rig.gate.state == "cooldown"
+    said = _said(rig)
+    rig.show(*rig.issuer.codes(2, RESIDENT, rig.clock.now()))  # the next person, too early
+    assert said == ["wait"]
+    rig.run_for(rig.gate.config.gate.relay_pulse_s + 0.1)
+    assert (rig.gate.state, rig.gate.session) == ("idle", None)
+    rig.gate.submit(Motion())
+    rig.gate.drain()
+    assert rig.gate.session is not None and rig.gate.session.verdicts == []

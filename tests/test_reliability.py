@@ -124,3 +124,64 @@ def test_kiosk_killed_three_times_loses_nothing(tmp_path: Path, kills: int) -> N
     assert len({entry_id for _, entry_id in rows}) == len(rows)
     assert len(rows) >= 40 + progress[0]
     assert_complete(observer, len(rows), SIM.entry)
+
+
+FEVER = """start = 2026-11-23T07:00:00+08:00
+[[person]]
+at_s = 0
+pass = { cat = "green", hh = "7-1-101" }
+health = { status = "green" }
+together = true
+skin_c = 37.2
+ambient_c = 22.0
+expect = "attention"
+"""
+
+
+def open_attentions(state: Path) -> list[str]:
+    db = sqlite3.connect(state / "outbox.sqlite")
+    try:
+        return [row[0] for row in db.execute("SELECT entry_id FROM attention").fetchall()]
+    finally:
+        db.close()
+
+
+def test_a_fever_waiting_for_staff_survives_a_kill_9(tmp_path: Path) -> None:
+    """Issue 12, finding 2: the attention entry was held in memory until staff came; a kill lost it."""
+    broker = LocalBroker(persistence_dir=tmp_path).start()
+    observer = Observer(broker, f"{SIM.prefix}/#", client_id="collector-stand-in", persistent=True)
+    config = sim_config(tmp_path, broker)
+    text = config.read_text().replace("relay_pulse_s = 1.5", "relay_pulse_s = 1.5\nattention_timeout_s = 5")
+    config.write_text(text)
+    scenario = tmp_path / "fever.toml"
+    scenario.write_text(FEVER)
+    state = tmp_path / "state"
+    simulate = [str(BIN / "kiosk"), "simulate", "--realtime", "--config", str(config), "--scenario",
+                str(scenario), "--state-dir", str(state)]
+    try:
+        proc = subprocess.Popen(simulate, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            wait_for(lambda: (state / "outbox.sqlite").exists() and open_attentions(state), 30,
+                     "the attention recorded")
+        finally:
+            proc.send_signal(signal.SIGKILL)
+            proc.wait(10)
+        [(seq, entry_id)] = outbox_seqs(state)
+        assert open_attentions(state) == [entry_id], "the open attention is on disk, not only in memory"
+        daemon = subprocess.Popen([str(BIN / "kiosk"), "run", "--config", str(config)],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        try:
+            wait_for(lambda: observer.json(SIM.resolution), 30, "the restarted kiosk's resolution")
+        finally:
+            daemon.send_signal(signal.SIGTERM)
+            _, stderr = daemon.communicate(timeout=20)
+        entries = observer.entries(SIM.entry)
+        assert {e.id for e in entries} == {entry_id} and entries[0].decision == "attention"
+        assert entries[0].reasons == ["fever"]
+        assert [(r["entry_id"], r["by"]) for r in observer.json(SIM.resolution)] == [(entry_id, "timeout")]
+        assert outbox_seqs(state) == [(seq, entry_id)], "stored once: no second entry for the same person"
+        assert open_attentions(state) == []
+        assert b"Traceback" not in stderr
+    finally:
+        observer.close()
+        broker.stop()

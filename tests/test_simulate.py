@@ -101,3 +101,62 @@ def test_simulation_with_the_collector_prints_the_days_report(capsys: pytest.Cap
     assert f"collector: {people} of {people} entries stored" in out
     assert "日报告 Daily report · 2026-11-23" in out
     assert f"出入 entries {people} " in out
+
+
+SCENARIOS = Path(__file__).parent / "scenarios"
+
+
+@pytest.mark.parametrize("name", ["yellow_then_queue", "morning_rush"])
+def test_a_queue_behind_an_open_attention_is_served_person_by_person(
+        name: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """Issue 12, finding 1: with no staff coming, the people behind an attention still get their own
+    decisions (before: the next ones were 'abandoned', and the attention's verdict landed on a later one)."""
+    scenario = load_scenario(SCENARIOS / f"{name}.toml")
+    assert cli.main(["simulate", "--json", "--scenario", str(SCENARIOS / f"{name}.toml")]) == 0
+    captured = capsys.readouterr()
+    people = [json.loads(line) for line in captured.out.splitlines()]
+    assert [p["decision"] for p in people] == [spec.expect for spec in scenario.person]
+    assert [p["reasons"] for p in people] == [[str(r) for r in spec.expect_reasons or []]
+                                              for spec in scenario.person]
+    attention = [p for p in people if p["decision"] == "attention"]
+    assert len(attention) == 1 and attention[0]["resolution"] == "timeout"
+    assert attention[0]["override"] is None
+    assert [p["seq"] for p in people] == list(range(1, len(people) + 1))
+    assert f"{len(people)} people, {len(people)} entries, 0 abandoned, 0 mismatches" in captured.err
+
+
+def test_the_summary_counts_the_people_nobody_served(capsys: pytest.CaptureFixture[str]) -> None:
+    """Issue 12, finding 3: the summary said '0 abandoned' above lines that said 'abandoned'. The second
+    person shows the codes while the gate still stands open for the first: they are dropped, never carried
+    into a later session, and the person is asked to wait."""
+    scenario = parse_scenario("""
+start = 2026-11-23T09:00:00+08:00
+[[person]]
+at_s = 0
+pass = { cat = "green", hh = "1-1-1" }
+health = { status = "green" }
+together = true
+skin_c = 34.4
+ambient_c = 22.0
+[[person]]
+at_s = 1.2
+pass = { cat = "green", hh = "1-1-2" }
+health = { status = "green" }
+together = true
+skin_c = 34.4
+ambient_c = 22.0
+""")
+    emulation = Emulation(realtime_camera=False)
+    assert run_simulation(load_embedded(), scenario, emulation=emulation) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split()[1] == "allow" and lines[1].split()[1] == "abandoned"
+    assert "2 people, 1 entries, 1 abandoned, 0 mismatches" in lines[2]
+    assert emulation.sink.said().count("wait") == 1
+
+
+def test_the_demo_prints_no_traceback(capfd: pytest.CaptureFixture[str]) -> None:
+    """Issue 12, finding 4: the publisher asked for the lane's state before the lane existed."""
+    assert cli.main(["simulate"]) == 0
+    captured = capfd.readouterr()
+    assert "Traceback" not in captured.out + captured.err
+    assert "status provider failed" not in captured.out + captured.err

@@ -9,8 +9,8 @@ stores each `id` once); a loss is not. A row is marked delivered only on a PUBAC
 
 Refusals. Under MQTT v5 a publish the ACL forbids comes back with PUBACK 135 (Not authorized), although
 paho reports it published. The row stays pending, an alert is raised once per episode and the status
-shows it, and the kind (entry or alert) is held: after a backoff one row is sent as a probe, and only an
-accepted probe releases the rest, so a misconfigured broker is not hammered.
+shows it, and the kind (entry, alert or resolution) is held: after a backoff one row is sent as a probe,
+and only an accepted probe releases the rest, so a misconfigured broker is not hammered.
 """
 
 from __future__ import annotations
@@ -48,7 +48,8 @@ log = logging.getLogger(__name__)
 NO_MATCHING_SUBSCRIBERS = 0x10
 
 StatusProvider = Callable[[OutboxState], Devices]
-_KINDS: tuple[RowKind, ...] = ("alert", "entry")  # drained in this order: no alert waits behind a backlog
+# Drained in this order: no alert or resolution waits behind a backlog of entries.
+_KINDS: tuple[RowKind, ...] = ("alert", "resolution", "entry")
 
 
 @dataclass

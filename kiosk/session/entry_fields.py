@@ -65,3 +65,14 @@ def manual_entry(override: Literal["staff", "remote"], stamp: Stamp) -> dict[str
         "health": None, "pass": None, "person": None,
         "timing_ms": {"decode": 0.0, "decide": 0.0, "session": 0.0},
     }
+
+
+def fever_alert_detail(fields: dict[str, Any]) -> str:
+    """The fever alert's text: what staff need at a glance (the entry itself carries the rest)."""
+    temperature, pass_ = fields.get("temperature") or {}, fields.get("pass") or {}
+    parts = [f"body {temperature['body_c']:.1f} °C" if temperature else "body not measured"]
+    if pass_:
+        household = f", household {pass_['hh']}" if pass_["hh"] else ""
+        parts.append(f"pass {pass_['pid']} {pass_['cat']}{household}")
+    return "; ".join(parts)
+

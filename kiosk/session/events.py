@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal, Protocol
 
+from checkpoint.entry import ResolvedBy
 from checkpoint.reasons import Reason
 from drivers.leds import FaultClass
 from kiosk.scanner import Code
@@ -67,7 +68,12 @@ Event = Motion | CodesSeen | StaffHold | StaffAck | RemoteOpen | DeviceState | R
 class Recorder(Protocol):
     """Where entries go: durably committed before the gate moves."""
 
-    def record(self, fields: dict[str, Any]) -> str: ...
+    def record(self, fields: dict[str, Any], *, attention: bool = False) -> str: ...
+
+    def resolve(self, entry_id: str, *, by: ResolvedBy, opened: bool,
+                operator: str | None = None) -> None: ...
+
+    def open_attentions(self) -> list[str]: ...
 
     def household_allowed_since(self, household: str, since: datetime) -> int: ...
 
@@ -76,10 +82,20 @@ class Recorder(Protocol):
 
 @dataclass(frozen=True)
 class Result:
-    """What happened to one session, for the simulator and status."""
+    """What happened to one session (`session` numbers them; None for a manual opening)."""
 
     decision: str
     reasons: tuple[Reason, ...]
     override: Override
     entry_id: str | None
     body_c: float | None
+    session: int | None = None
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """How an open attention ended."""
+
+    entry_id: str
+    by: ResolvedBy
+    opened: bool

@@ -3,8 +3,11 @@
 States: `idle` (waiting; motion or a code starts a session) → `collecting` (codes are verified as they
 come, the thermometer is polled for someone present, and the policy decides once the required codes and
 a reading are in) → `cooldown` (the gate stands open for `relay_pulse_s`, or a denial shows for
-`deny_hold_s`) → `idle`. An `attention` decision waits in `attention` until staff resolve it or
-`attention_timeout_s` passes, then goes to `cooldown` too.
+`deny_hold_s`) → `idle`. An attention is recorded at once; the person is asked to step aside, and after
+`attention_hold_s` in `hold` the lane serves the next person. The attention stays open (amber blinking
+while the lane is idle) until staff hold the button (the gate opens), acknowledge it, the office opens
+it remotely by naming its entry, or `attention_timeout_s` passes; each ending is recorded as its
+resolution. Codes shown while the lane is busy are dropped, and the person is asked to wait.
 
 One lane thread calls `step()`; other threads only `submit()` events. Time comes from an injected clock,
 so the simulator runs sessions in virtual time.
@@ -17,19 +20,18 @@ import queue
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any, Literal
-from zoneinfo import ZoneInfo
 
+from checkpoint.entry import ResolvedBy
 from checkpoint.reasons import Reason
 from drivers.leds import FaultClass
 from kiosk.actuators import Actuators
 from kiosk.clock import Clock
 from kiosk.config import KioskConfig
-from kiosk.credentials.verdict import Verdict
 from kiosk.credentials.verify import CredentialVerifier
-from kiosk.policy import HEALTH_KINDS, PASS_KINDS, Facts, Outcome, decide
-from kiosk.session.entry_fields import Stamp, manual_entry, session_entry
+from kiosk.policy import Outcome
+from kiosk.session.attentions import OpenAttention, OpenAttentions
+from kiosk.session.entry_fields import Stamp, fever_alert_detail, manual_entry, session_entry
 from kiosk.session.events import (
     CodesSeen,
     DeviceState,
@@ -39,37 +41,20 @@ from kiosk.session.events import (
     Recorder,
     Reload,
     RemoteOpen,
+    Resolved,
     Result,
     StaffAck,
     StaffHold,
 )
 from kiosk.session.forgery import ForgeryWatch
-from kiosk.session.temperature import (
-    Measurement,
-    SensorFault,
-    take_reading,
-)
+from kiosk.session.temperature import Measurement, SensorFault, take_reading
+from kiosk.session.visit import Session, codes_complete, judge
 
 log = logging.getLogger(__name__)
 
-State = Literal["idle", "collecting", "attention", "cooldown"]
+State = Literal["idle", "collecting", "hold", "cooldown"]
 PRESENCE_POLL_S = 0.25
 HEALTH_POLL_S = 5.0
-
-
-@dataclass
-class Session:
-    """One person's visit."""
-
-    started: float
-    verdicts: list[Verdict] = field(default_factory=list)
-    seen: set[bytes] = field(default_factory=set)
-    decode_ms: float = 0.0
-    measurement: Measurement | None = None
-    sensor_fault: str | None = None
-    measured_at: float | None = None
-    next_presence_poll: float = 0.0
-    asked_to_measure: bool = False
 
 
 class Lane:
@@ -85,6 +70,7 @@ class Lane:
         recorder: Recorder,
         clock: Clock,
         on_result: Callable[[Result], None] | None = None,
+        on_resolution: Callable[[Resolved], None] | None = None,
     ) -> None:
         self.config = config
         self.act = actuators
@@ -93,6 +79,7 @@ class Lane:
         self.recorder = recorder
         self.clock = clock
         self.on_result = on_result
+        self.on_resolution = on_resolution
         self.state: State = "idle"
         self.session: Session | None = None
         self.faults: dict[FaultClass, str] = {}
@@ -100,12 +87,15 @@ class Lane:
         self.sessions = 0
         self._events: queue.SimpleQueue[Event] = queue.SimpleQueue()
         self._deadline: float | None = None
-        self._pending: tuple[Outcome, dict[str, Any]] | None = None
+        self.attentions = OpenAttentions(config.gate.max_open_attentions)
+        for entry_id in recorder.open_attentions():  # recorded before a restart: the timeout starts anew
+            self.attentions.add(entry_id, clock.monotonic() + config.gate.attention_timeout_s)
+        self._asked_to_wait = False
         self._last_greet = float("-inf")
         self._forgery = ForgeryWatch(limit=config.gate.forgery_limit, window_s=config.gate.forgery_window_s)
         self._next_health_poll = 0.0
         self.heartbeat = time.monotonic()
-        self.act.show_idle(self.faults)
+        self._show_idle()
 
     def submit(self, event: Event) -> None:
         """Queue an event from any thread."""
@@ -134,7 +124,8 @@ class Lane:
 
     def next_deadline(self) -> float | None:
         """The monotonic time of the next timer, if any."""
-        times = [t for t in (self._deadline, self._presence_due()) if t is not None]
+        times = [t for t in (self._deadline, self._presence_due(), self.attentions.next_deadline())
+                 if t is not None]
         if self.state == "idle" and self._read is not None:
             times.append(self._next_health_poll)
         return min(times) if times else None
@@ -162,12 +153,11 @@ class Lane:
                 self._codes(event)
             case StaffHold():
                 self._manual_open("staff")
-            case RemoteOpen(by=by):
-                log.info("remote open by %s", by)
-                self._manual_open("remote")
+            case RemoteOpen(by=by, entry_id=entry_id):
+                log.info("remote open by %s%s", by, f" for entry {entry_id}" if entry_id else "")
+                self._manual_open("remote", entry_id=entry_id, operator=by)
             case StaffAck():
-                if self.state == "attention" and self._pending is not None:
-                    self._finish_attention(override=None)
+                self._resolve(self.attentions.take(), "ack", opened=False)
             case Reload(config=config, verifier=verifier):
                 old, self.verifier, self.config = self.verifier, verifier, config
                 self._forgery.limit = config.gate.forgery_limit
@@ -183,23 +173,34 @@ class Lane:
             log.error("%s fault: %s", kind, detail)
             self.recorder.alert("fault", f"{kind}: {detail}")
         if self.state == "idle":
-            self.act.show_idle(self.faults)
+            self._show_idle()
 
-    def _start_session(self) -> None:
+    def _start_session(self) -> bool:
+        if self.attentions.full:
+            self._ask_to_wait()
+            return False
         now = self.clock.monotonic()
-        self.session = Session(started=now, next_presence_poll=now)
+        self.session = Session(number=self.sessions + 1, started=now, next_presence_poll=now)
         self.state = "collecting"
         self._deadline = now + self.config.policy.session_timeout_s
         self.sessions += 1
         if now - self._last_greet >= self.config.voice.greet_interval_s:
             self._last_greet = now
             self.act.say("greet")
+        return True
+
+    def _ask_to_wait(self) -> None:
+        """Codes or a person while the lane cannot serve: said once until the lane serves again."""
+        if not self._asked_to_wait:
+            self._asked_to_wait = True
+            self.act.say("wait")
 
     def _codes(self, event: CodesSeen) -> None:
-        if self.state in ("attention", "cooldown"):
+        if self.state in ("hold", "cooldown"):
+            self._ask_to_wait()  # these codes are dropped: they never enter the next person's session
             return
-        if self.state == "idle":
-            self._start_session()
+        if self.state == "idle" and not self._start_session():
+            return
         session = self.session
         assert session is not None
         session.decode_ms += event.decode_ms
@@ -212,18 +213,8 @@ class Lane:
             alert = self._forgery.count(verdict, self.clock.monotonic())
             if alert is not None:
                 self.recorder.alert("forgery", alert)
-        if self._codes_complete(session):
+        if codes_complete(session, self.config.policy.require):
             self._measure_and_decide()
-
-    def _codes_complete(self, session: Session) -> bool:
-        require = self.config.policy.require
-        kinds = {v.kind for v in session.verdicts}
-        has_health = bool(kinds & HEALTH_KINDS) or any(
-            v.kind == "id_number" and v.health is not None for v in session.verdicts
-        )
-        return ("pass" not in require or bool(kinds & PASS_KINDS)) and (
-            "health" not in require or has_health
-        )
 
     # -- timers -------------------------------------------------------------------------------------
 
@@ -242,20 +233,20 @@ class Lane:
             self.session.next_presence_poll = now + PRESENCE_POLL_S
             if self._someone_at_thermometer():
                 self._take_measurement()
-                if self._codes_complete(self.session):
+                if codes_complete(self.session, self.config.policy.require):
                     self._decide()
                     return
         if self.state == "idle" and self._read is not None and now >= self._next_health_poll:
             self._next_health_poll = now + HEALTH_POLL_S
             self._someone_at_thermometer()  # a read that works clears a thermometer fault
+        for attention in self.attentions.take_due(now):
+            self._resolve(attention, "timeout", opened=False)
         if self._deadline is None or now < self._deadline:
             return
         self._deadline = None
         if self.state == "collecting":
             self._session_timeout()
-        elif self.state == "attention":
-            self._finish_attention(override=None)
-        elif self.state == "cooldown":
+        elif self.state in ("hold", "cooldown"):
             self._reset_to_idle()
 
     def _session_timeout(self) -> None:
@@ -315,33 +306,29 @@ class Lane:
         session = self.session
         assert session is not None
         started = time.perf_counter()
-        now = self.clock.now()
-        tz = ZoneInfo(self.config.site.timezone)
-        facts = Facts(
-            credentials=tuple(session.verdicts),
-            body_c=session.measurement.body_c if session.measurement else None,
-            sensor_fault=session.sensor_fault is not None,
-        )
-        outcome = decide(facts, self.config.policy, now, timezone=self.config.site.timezone)
-        if outcome.household is not None and self.config.policy.household.max_exits_per_day:
-            midnight = now.astimezone(tz).replace(hour=0, minute=0, second=0, microsecond=0)
-            used = self.recorder.household_allowed_since(outcome.household, midnight)
-            facts = Facts(facts.credentials, facts.body_c, facts.sensor_fault, household_exits_today=used)
-            outcome = decide(facts, self.config.policy, now, timezone=self.config.site.timezone)
+        outcome = judge(session, self.config, self.clock.now(), self.recorder.household_allowed_since)
         fields = session_entry(
             outcome, session.measurement, decode_ms=session.decode_ms,
             decide_ms=(time.perf_counter() - started) * 1000,
             session_ms=(self.clock.monotonic() - session.started) * 1000, stamp=self._stamp(),
         )
         if outcome.decision == "attention":
-            self._pending = (outcome, fields)
-            self.state = "attention"
-            self._deadline = self.clock.monotonic() + self.config.gate.attention_timeout_s
-            self.act.attention(outcome.reasons)
-            if Reason.FEVER in outcome.reasons:
-                self.recorder.alert("fever", f"body {facts.body_c:.1f} °C")
+            self._attention(outcome, fields)
             return
         self._commit_and_act(outcome, fields, override=None)
+
+    def _attention(self, outcome: Outcome, fields: dict[str, Any]) -> None:
+        """Record it now, ask the person to step aside, and serve the next one after a short hold."""
+        entry_id = self.recorder.record(fields, attention=True)  # durable before the amber light
+        now = self.clock.monotonic()
+        self.attentions.add(entry_id, now + self.config.gate.attention_timeout_s)
+        self.act.attention(outcome.reasons)
+        if Reason.FEVER in outcome.reasons:
+            self.recorder.alert("fever", fever_alert_detail(fields), entry_id)
+        self._report(outcome, fields, None, entry_id)
+        self.state = "hold"
+        self.session = None
+        self._deadline = now + self.config.gate.attention_hold_s
 
     def _commit_and_act(self, outcome: Outcome, fields: dict[str, Any], *, override: Override) -> None:
         fields = {**fields, "override": override}
@@ -355,13 +342,9 @@ class Lane:
             self.act.deny(outcome.reasons)
         if outcome.decision == "deny":
             self._slow_down_if_attacked()
-        body = fields["temperature"]["body_c"] if fields.get("temperature") else None
-        result = Result(outcome.decision, outcome.reasons, override, entry_id, body)
-        if self.on_result is not None:
-            self.on_result(result)
+        self._report(outcome, fields, override, entry_id)
         self.state = "cooldown"
         self.session = None
-        self._pending = None
         self._deadline = self.clock.monotonic() + (
             self.config.gate.relay_pulse_s if opened else self.config.gate.deny_hold_s
         )
@@ -370,32 +353,61 @@ class Lane:
         if self._forgery.under_attack:
             self.clock.sleep(self.config.gate.forgery_delay_s)  # slows brute force at this kiosk
 
-    def _finish_attention(self, *, override: Override) -> None:
-        assert self._pending is not None
-        outcome, fields = self._pending
-        self._commit_and_act(outcome, fields, override=override)
-
-    def _manual_open(self, override: Literal["staff", "remote"]) -> None:
-        if self.state == "attention" and self._pending is not None:
-            self._finish_attention(override=override)
+    def _report(self, outcome: Outcome, fields: dict[str, Any], override: Override, entry_id: str) -> None:
+        if self.on_result is None:
             return
+        body = fields["temperature"]["body_c"] if fields.get("temperature") else None
+        number = self.session.number if self.session is not None else None
+        self.on_result(Result(outcome.decision, outcome.reasons, override, entry_id, body, number))
+
+    def _manual_open(self, override: Literal["staff", "remote"], *, entry_id: str | None = None,
+                     operator: str | None = None) -> None:
+        """Open for the latest open attention (staff) or the one named (remote), else a manual entry."""
+        if override == "staff" or entry_id is not None:
+            attention = self.attentions.take(entry_id)
+            if attention is None and entry_id is not None:
+                log.warning("remote open for entry %s refused: no such open attention", entry_id)
+                return
+            if attention is not None:
+                self._resolve(attention, override, opened=True, operator=operator)
+                return
         if self.state == "collecting":
             self.session = None
         fields = manual_entry(override, self._stamp())
         outcome = Outcome("allow", (), None, None, None, None)
         self._commit_and_act(outcome, fields, override=override)
 
+    def _resolve(self, attention: OpenAttention | None, by: ResolvedBy, *, opened: bool,
+                 operator: str | None = None) -> None:
+        """Record how an attention ended (durably, before the gate moves), then open the gate if so."""
+        if attention is None:
+            return
+        self.recorder.resolve(attention.entry_id, by=by, opened=opened, operator=operator)
+        log.info("attention %s resolved: %s, gate %s", attention.entry_id, by, "opened" if opened else "shut")
+        if self.on_resolution is not None:
+            self.on_resolution(Resolved(attention.entry_id, by, opened))
+        if opened:
+            self.session = None
+            self.act.open_gate(override="staff" if by == "staff" else "remote")
+            self.state = "cooldown"
+            self._deadline = self.clock.monotonic() + self.config.gate.relay_pulse_s
+        elif self.state == "idle":
+            self._show_idle()
+
     def _stamp(self) -> Stamp:
         return Stamp(self.clock.now(), self.config.site.direction, not self.clock.synced())
+
+    def _show_idle(self) -> None:
+        self.act.show_idle(self.faults, attention=bool(self.attentions))
 
     def _reset_to_idle(self) -> None:
         self.state = "idle"
         self.session = None
-        self._pending = None
         self._deadline = None
+        self._asked_to_wait = False
         try:
             self.act.shut()
-            self.act.show_idle(self.faults)
+            self._show_idle()
         except Exception:
             log.exception("cannot reset the actuators")
 

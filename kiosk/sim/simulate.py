@@ -31,7 +31,7 @@ from kiosk.mqtt.publisher import Publisher
 from kiosk.outbox import Outbox
 from kiosk.recorder import OutboxRecorder
 from kiosk.scanner import Debouncer, Scanner
-from kiosk.session.events import CodesSeen, Motion, Result, StaffAck, StaffHold
+from kiosk.session.events import CodesSeen, Motion, Resolved, Result, StaffAck, StaffHold
 from kiosk.session.lane import Lane
 from kiosk.sim.health_platform import HealthPlatform
 from kiosk.sim.issuer import Issuer, render
@@ -55,6 +55,7 @@ class PersonOutcome:
     index: int
     person: Person
     result: Result | None = None
+    resolved: Resolved | None = None
     seq: int | None = None
     problems: list[str] = field(default_factory=list)
 
@@ -113,23 +114,29 @@ def run_simulation(
         publisher = wiring.start_publisher(stack, config, outbox, ref)
         recorder = OutboxRecorder(outbox, publisher)
         outcomes = [PersonOutcome(i + 1, p) for i, p in enumerate(scenario.person)]
-        current: list[PersonOutcome] = []
+        owners: dict[int, PersonOutcome] = {}  # the lane's session number → the person it served
 
         def on_result(result: Result) -> None:
-            if current and current[-1].result is None:
-                current[-1].result = result
-                current[-1].seq = recorder.last_seq
-            chip.object_c = chip.ambient_c  # the person walks on
+            owner = owners.get(result.session) if result.session is not None else None
+            if owner is not None:
+                owner.result, owner.seq = result, recorder.last_seq
+            chip.object_c = chip.ambient_c  # the person walks on, or steps aside
+
+        def on_resolution(resolved: Resolved) -> None:
+            for o in outcomes:
+                if o.result is not None and o.result.entry_id == resolved.entry_id:
+                    o.resolved = resolved
 
         lane = wiring.build_lane(config, ref, actuators=actuators, read_thermometer=sensor.read,
-                                 verifier=verifier, recorder=recorder, clock=clock, on_result=on_result)
+                                 verifier=verifier, recorder=recorder, clock=clock, on_result=on_result,
+                                 on_resolution=on_resolution)
         scanner = Scanner()
         debouncer = Debouncer(clock=clock.monotonic)
         timeline = _timeline(outcomes, issuer, registry, platform, clock, chip, lane, scanner, debouncer,
-                             current, on_arrival)
-        _play(timeline, lane, clock)
+                             on_arrival)
+        _play(timeline, lane, clock, owners)
         drained = _drain(outbox, publisher)
-        status = _report(outcomes, as_json=as_json, out=out, drained=drained, lane=lane,
+        status = _report(outcomes, as_json=as_json, out=out, drained=drained,
                          elapsed_s=time.monotonic() - started)
         if office is not None:
             note = (lambda text: print(text, file=sys.stderr)) if as_json else out
@@ -175,17 +182,17 @@ def _office_report(store_path: Path, entries: int, config: KioskConfig, clock: V
 
 
 Action = Callable[[], None]
+Scheduled = tuple[float, int, "PersonOutcome | None", Action]
 
 
 def _timeline(outcomes: list[PersonOutcome], issuer: Issuer, registry: Registry, platform: HealthPlatform,
               clock: VirtualClock, chip: Any, lane: Lane, scanner: Scanner, debouncer: Debouncer,
-              current: list[PersonOutcome], on_arrival: Callable[[int], None] | None
-              ) -> list[tuple[float, int, Action]]:
-    """Every scheduled action of the scenario, as (virtual time, order, action)."""
-    events: list[tuple[float, int, Action]] = []
+              on_arrival: Callable[[int], None] | None) -> list[Scheduled]:
+    """Every scheduled action of the scenario, as (virtual time, order, person, action)."""
+    events: list[Scheduled] = []
 
-    def at(t: float, action: Action) -> None:
-        events.append((t, len(events), action))
+    def at(t: float, action: Action, person: PersonOutcome | None = None) -> None:
+        events.append((t, len(events), person, action))
 
     for outcome in outcomes:
         person, t0 = outcome.person, outcome.person.at_s
@@ -198,7 +205,6 @@ def _timeline(outcomes: list[PersonOutcome], issuer: Issuer, registry: Registry,
         def arrive(o: PersonOutcome = outcome) -> None:
             if on_arrival is not None:
                 on_arrival(o.index)
-            current.append(o)
             chip.ambient_c = o.person.ambient_c
             chip.object_c = o.person.ambient_c
             lane.submit(Motion())
@@ -206,7 +212,7 @@ def _timeline(outcomes: list[PersonOutcome], issuer: Issuer, registry: Registry,
         def forehead(o: PersonOutcome = outcome) -> None:
             chip.object_c = o.person.skin_c
 
-        at(t0, arrive)
+        at(t0, arrive, outcome)
         at(t0 + 0.3, forehead)
         texts = issuer.codes(outcome.index, person, clock.now() + timedelta(seconds=t0))
         groups = [texts] if person.together else [[text] for text in texts]
@@ -219,29 +225,36 @@ def _timeline(outcomes: list[PersonOutcome], issuer: Issuer, registry: Registry,
                     decode_ms = (time.perf_counter() - t_start) * 1000
                     if codes:
                         lane.submit(CodesSeen(tuple(codes), decode_ms))
-                at(t0 + 1.0 + 1.5 * g + f / 15, show)
+                at(t0 + 1.0 + 1.5 * g + f / 15, show, outcome)
         if person.staff is not None:
             def staff(kind: str = person.staff) -> None:
-                if lane.state == "attention":
+                if lane.attentions:  # staff come to the latest open attention
                     lane.submit(StaffHold() if kind == "hold" else StaffAck())
             at(t0 + 1.0 + 1.5 * len(groups) + 8.0, staff)
     heapq.heapify(events)
     return events
 
 
-def _play(events: list[tuple[float, int, Action]], lane: Lane, clock: VirtualClock) -> None:
-    """Run actions and the lane's timers in time order, skipping idle gaps."""
+def _play(events: list[Scheduled], lane: Lane, clock: VirtualClock, owners: dict[int, PersonOutcome]) -> None:
+    """Run actions and the lane's timers in time order, skipping idle gaps.
+
+    A session that a person's own action started (arriving, showing codes) is that person's: its result
+    is theirs, whoever arrives later.
+    """
     for _ in range(MAX_STEPS):
         deadline = lane.next_deadline()
         next_event = events[0][0] if events else None
-        if next_event is None and lane.state == "idle":
+        if next_event is None and lane.state == "idle" and not lane.attentions:
             return
         candidates = [t for t in (next_event, deadline) if t is not None]
         clock.advance_to(min(candidates))
         if events and events[0][0] <= clock.monotonic():
-            _, _, action = heapq.heappop(events)
+            _, _, person, action = heapq.heappop(events)
+            sessions = lane.sessions
             action()
             lane.drain()
+            if person is not None and lane.sessions > sessions:
+                owners[lane.sessions] = person
         else:
             lane.step(None)
     raise RuntimeError(f"simulation did not settle within {MAX_STEPS} steps")
@@ -258,8 +271,12 @@ def _drain(outbox: Outbox, publisher: Publisher) -> bool:
     return False
 
 
+_ENDINGS = {"staff": "opened by staff", "remote": "opened remotely", "ack": "staff acknowledged",
+            "timeout": "timed out, nobody came"}
+
+
 def _report(outcomes: list[PersonOutcome], *, as_json: bool, out: Callable[[str], None], drained: bool,
-            lane: Lane, elapsed_s: float) -> int:
+            elapsed_s: float) -> int:
     mismatches = 0
     for o in outcomes:
         result, person = o.result, o.person
@@ -271,19 +288,22 @@ def _report(outcomes: list[PersonOutcome], *, as_json: bool, out: Callable[[str]
             o.problems.append(f"expected reasons {[str(r) for r in person.expect_reasons]}, got {reasons}")
         mismatches += bool(o.problems)
         body_c = result.body_c if result else None
+        opened_by = o.resolved.by if o.resolved is not None and o.resolved.opened else None
         if as_json:
             out(json.dumps({"person": o.index, "decision": decision, "reasons": reasons, "body_c": body_c,
                             "entry_id": result.entry_id if result else None, "seq": o.seq,
-                            "override": result.override if result else None, "problems": o.problems},
+                            "override": opened_by or (result.override if result else None),
+                            "resolution": o.resolved.by if o.resolved else None, "problems": o.problems},
                            ensure_ascii=False))
             continue
         temp = f"{body_c:5.1f} °C" if body_c is not None else "   --   "
-        override = f" (opened by {result.override})" if result and result.override else ""
+        override = f" ({_ENDINGS[o.resolved.by]})" if o.resolved is not None else ""
         mark = "ok" if not o.problems else "MISMATCH: " + "; ".join(o.problems)
         out(f"#{o.index:<2} {decision:<10} {temp}  {','.join(reasons) or '-':<34} "
             f"{person.label}{override}  [{mark}]")
-    summary = (f"{len(outcomes)} people, {sum(1 for o in outcomes if o.result)} entries, "
-               f"{lane.abandoned} abandoned, {mismatches} mismatches; "
+    served = sum(1 for o in outcomes if o.result)
+    summary = (f"{len(outcomes)} people, {served} entries, {len(outcomes) - served} abandoned, "
+               f"{mismatches} mismatches; "
                f"broker {'acknowledged every entry' if drained else 'did NOT acknowledge every entry'}; "
                f"{elapsed_s:.1f} s")
     (lambda s: print(s, file=sys.stderr) if as_json else out(s))(summary)
