@@ -6,10 +6,8 @@ import logging
 import signal
 import threading
 import time
-from collections.abc import Callable
 from contextlib import ExitStack
 from pathlib import Path
-from typing import Any
 
 from checkpoint import __version__
 from checkpoint.configtypes import SecretError
@@ -24,6 +22,7 @@ from kiosk.config import KioskConfig, load_config
 from kiosk.credentials.revocation import RevocationList
 from kiosk.credentials.verify import build_verifier
 from kiosk.hardware import Hardware
+from kiosk.mqtt.commands import CommandHandler
 from kiosk.mqtt.publisher import Publisher
 from kiosk.recorder import OutboxRecorder
 from kiosk.scanner import Debouncer, Scanner
@@ -135,9 +134,8 @@ class Daemon:
         ref = wiring.LaneRef()
         publisher = self.publisher = wiring.start_publisher(
             stack, config, outbox, ref, commands=self._commands(), stop=stop,
+            check=wiring.command_check(stack, config, clock),
             on_revocations=revocations.offer if revocations is not None else None,
-            # Without a trusted clock, a command's age cannot be judged: accept it rather than drop all.
-            command_max_age_s=60.0 if clock.synced() else None,
         )
         lane = self.lane = wiring.build_lane(
             config, ref, actuators=actuators, read_thermometer=sensor.read, verifier=verifier,
@@ -154,11 +152,10 @@ class Daemon:
         return RevocationList(KeyRing.from_dir(config.passes.keys_dir), site=config.site.id,
                               path=config.storage.state_dir / "revocations.txt")
 
-    def _commands(self) -> dict[str, Callable[[dict[str, Any]], None]]:
+    def _commands(self) -> dict[str, CommandHandler]:
         return {
-            "open": lambda cmd: self._submit(RemoteOpen(str(cmd.get("by", "?")))),
-            "ping": lambda cmd: self.publisher.publish_status() if self.publisher else None,
-            "reload": lambda cmd: self._reload_async(f"cmd/reload from {cmd.get('by', '?')}"),
+            "open": lambda cmd: self._submit(RemoteOpen(cmd.op, entry_id=cmd.entry)),
+            "reload": lambda cmd: self._reload_async(f"cmd/reload by {cmd.op}"),
         }
 
     def _attach_inputs(self, stack: ExitStack, lane: Lane) -> None:
@@ -209,6 +206,7 @@ class Daemon:
 # Sections whose change needs the devices reopened: a reload keeps the running values.
 _NEEDS_RESTART = (
     "hardware", "site", "camera", "thermometer", "gate", "leds", "pir", "button", "voice", "mqtt", "storage",
+    "commands",
 )
 
 

@@ -232,6 +232,12 @@ class PassesConfig(Strict):
     clock_skew_s: int = Field(60, ge=0, le=3600)
 
 
+class CommandsConfig(Strict):
+    keys_dir: Path | None = Field(None, description=(
+        "Office operators' public keys, one <kid>.pub (PEM) each: signed commands (CKC1) from them are "
+        "obeyed. Unset: every command is refused."))
+
+
 class HealthConfig(Strict):
     providers: list[Literal["token", "dcc", "http"]] = Field(["token"])
     token_keys_dir: Path | None = Field(None, description="Health-authority public keys, one <kid>.pub each.")
@@ -280,6 +286,7 @@ class KioskConfig(Strict):
     mqtt: MqttConfig = MqttConfig()
     policy: PolicyConfig = PolicyConfig()
     passes: PassesConfig = PassesConfig()
+    commands: CommandsConfig = CommandsConfig()
     health: HealthConfig = HealthConfig()
     storage: StorageConfig = StorageConfig()
 

@@ -13,13 +13,16 @@ from contextlib import ExitStack
 from typing import Any
 
 from checkpoint.entry import Devices, OutboxState
+from checkpoint.keys import KeyRing
 from drivers.leds import FaultClass
 from kiosk.actuators import Actuators
 from kiosk.clock import Clock
 from kiosk.config import KioskConfig
 from kiosk.credentials.verify import CredentialVerifier
 from kiosk.hardware import Hardware
+from kiosk.mqtt.commands import CommandCheck, CommandHandler
 from kiosk.mqtt.local_broker import LocalBroker
+from kiosk.mqtt.nonces import NonceStore
 from kiosk.mqtt.publisher import Publisher
 from kiosk.outbox import Outbox
 from kiosk.recorder import OutboxRecorder
@@ -80,16 +83,23 @@ def open_outbox(stack: ExitStack, config: KioskConfig) -> Outbox:
     return stack.enter_context(Outbox.from_config(config.storage, config.site))
 
 
+def command_check(stack: ExitStack, config: KioskConfig, clock: Clock) -> CommandCheck | None:
+    """How signed commands are checked: the operators' keys and the used nonces; None without keys."""
+    if config.commands.keys_dir is None:
+        return None
+    nonces = stack.enter_context(NonceStore(config.storage.state_dir / "commands.sqlite"))
+    return CommandCheck(keys=KeyRing.from_dir(config.commands.keys_dir), site=config.site.id,
+                        kiosk=config.site.kiosk, nonces=nonces, now=clock.now, synced=clock.synced)
+
+
 def start_publisher(stack: ExitStack, config: KioskConfig, outbox: Outbox, lane: LaneRef, *,
-                    commands: Mapping[str, Callable[[dict[str, Any]], None]] | None = None,
+                    commands: Mapping[str, CommandHandler] | None = None, check: CommandCheck | None = None,
                     on_revocations: Callable[[bytes], object] | None = None,
-                    command_max_age_s: float | None = 60.0,
                     stop: threading.Event | None = None) -> Publisher:
     """The MQTT publisher, started: it drains the outbox and reports the lane's device states."""
     publisher = Publisher(
         config.mqtt, outbox, status=status_provider(lane), commands=commands, stop=stop,
-        backlog_alert=config.storage.backlog_alert, on_revocations=on_revocations,
-        command_max_age_s=command_max_age_s,
+        backlog_alert=config.storage.backlog_alert, on_revocations=on_revocations, command_check=check,
     )
     stack.callback(publisher.close)
     publisher.start()

@@ -9,17 +9,23 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from mqtt_helpers import Observer, assert_complete, publish, wait_for
 
-from checkpoint.entry import Devices, EntryDraft, OutboxState, Timing, format_ts, utc_now
+from checkpoint.commands import CommandPayload, issue_command
+from checkpoint.entry import Devices, EntryDraft, OutboxState, Timing
+from checkpoint.keys import KeyRing
 from checkpoint.topics import topics
 from kiosk.config import MqttConfig
+from kiosk.mqtt.commands import CommandCheck, CommandHandler
 from kiosk.mqtt.local_broker import LocalBroker, free_port
+from kiosk.mqtt.nonces import NonceStore
 from kiosk.mqtt.publisher import Publisher
 from kiosk.outbox import Outbox
 from office.admin.broker_users import kiosk_username, set_password
@@ -197,44 +203,54 @@ def test_last_will_says_offline_when_the_kiosk_dies(mqtt_broker: LocalBroker, tm
     late.close()
 
 
-def test_commands_are_dispatched_and_malformed_ones_ignored(mqtt_broker: LocalBroker, outbox: Outbox) -> None:
-    calls: list[tuple[str, dict[str, Any]]] = []
+def test_signed_commands_are_dispatched_and_the_rest_ignored(mqtt_broker: LocalBroker, outbox: Outbox,
+                                                              tmp_path: Path) -> None:
+    calls: list[tuple[str, CommandPayload]] = []
+    operator = Ed25519PrivateKey.generate()
 
-    def handler(name: str) -> Callable[[dict[str, Any]], None]:
-        def handle(command: dict[str, Any]) -> None:
+    def handler(name: str) -> CommandHandler:
+        def handle(command: CommandPayload) -> None:
             calls.append((name, command))
-            if command["by"] == "crash":
+            if command.op == "crash":
                 raise RuntimeError("a handler that fails")
         return handle
 
-    def cmd(by: str, age_s: float = 0) -> str:
-        return json.dumps({"by": by, "ts": format_ts(utc_now().fromtimestamp(time.time() - age_s))})
+    def cmd(name: str, op: str = "office", *, key: Ed25519PrivateKey = operator, age_s: float = 0,
+            kiosk: str = "gate-north") -> str:
+        at = datetime.now(UTC) - timedelta(seconds=age_s)
+        return issue_command(key, None, site="s1", kiosk=kiosk, cmd=name, op=op, now=at)
 
-    publish(mqtt_broker, f"{T.cmd}/open", cmd("retained"), retain=True)  # must never open the gate
+    publish(mqtt_broker, f"{T.cmd}/open", cmd("open", "retained"), retain=True)  # must never open the gate
     observer = Observer(mqtt_broker, T.status)
-    publisher = Publisher(config(mqtt_broker, heartbeat_s=3600), outbox,
+    nonces = NonceStore(tmp_path / "commands.sqlite")
+    check = CommandCheck(keys=KeyRing.of(operator.public_key()), site="s1", kiosk="gate-north", nonces=nonces,
+                         now=lambda: datetime.now(UTC), synced=lambda: True)
+    publisher = Publisher(config(mqtt_broker, heartbeat_s=3600), outbox, command_check=check,
                           commands={"open": handler("open"), "reload": handler("reload")}).start()
     try:
         assert publisher.wait_connected(5)
         wait_for(lambda: observer.on(T.status), 5, "the first status")
-        malformed: list[tuple[str, bytes | str]] = [
-            ("open", b"not json"), ("open", b"[]"), ("open", b'{"by":"x"}'), ("open", b"\xff\xfe"),
-            ("open", json.dumps({"by": "x", "ts": "yesterday"})), ("open", cmd("x") * 400),
-            ("open", cmd("stale", age_s=3600)), ("launch", cmd("x")), ("open/now", cmd("x")),
-            ("reload", cmd("crash")), ("open", cmd("office")),
+        office = cmd("open", "office")
+        ignored: list[tuple[str, bytes | str]] = [
+            ("open", b"not json"), ("open", b"\xff\xfe"), ("open", json.dumps({"by": "x", "ts": "now"})),
+            ("open", office * 40), ("open", cmd("open", "stale", age_s=3600)), ("launch", cmd("open")),
+            ("open/now", cmd("open")), ("open", cmd("open", "stranger", key=Ed25519PrivateKey.generate())),
+            ("open", cmd("open", "elsewhere", kiosk="gate-south")), ("reload", cmd("reload", "crash")),
+            ("open", office), ("open", office),
         ]
-        for topic, payload in malformed:
+        for topic, payload in ignored:
             publish(mqtt_broker, f"{T.cmd}/{topic}", payload)
         wait_for(lambda: len(calls) >= 2, 5, "the commands")
-        publish(mqtt_broker, f"{T.cmd}/ping", cmd("office"))
+        publish(mqtt_broker, f"{T.cmd}/ping", cmd("ping"))
         wait_for(lambda: len(observer.on(T.status)) >= 2, 5, "a status for the ping")
+        time.sleep(0.3)
         assert publisher.connected
     finally:
         publisher.close()
         observer.close()
+        nonces.close()
         publish(mqtt_broker, f"{T.cmd}/open", b"", retain=True)
-    assert [(name, c["by"]) for name, c in calls] == [("reload", "crash"), ("open", "office")]
-    assert set(calls[1][1]) == {"by", "ts"}
+    assert [(name, c.op) for name, c in calls] == [("reload", "crash"), ("open", "office")]  # once, no copy
 
 
 def test_revocations_reach_the_callback(mqtt_broker: LocalBroker, outbox: Outbox) -> None:

@@ -24,8 +24,6 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from typing import Any
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
@@ -34,11 +32,12 @@ from paho.mqtt.reasoncodes import ReasonCode
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from checkpoint import __version__
+from checkpoint.commands import CommandPayload
 from checkpoint.configtypes import SecretError
 from checkpoint.entry import OFFLINE, Alert, AlertKind, Devices, OutboxState, Status, utc_now
 from checkpoint.topics import revocations_topic, topics
 from kiosk.config import MqttConfig
-from kiosk.mqtt.commands import CommandHandler, dispatch
+from kiosk.mqtt.commands import CommandCheck, CommandHandler, dispatch
 from kiosk.mqtt.status import BacklogWatch, Hold, describe_code
 from kiosk.outbox import Outbox, OutboxRow, RowKind
 
@@ -71,7 +70,7 @@ class Publisher:
                  commands: Mapping[str, CommandHandler] | None = None,
                  on_revocations: Callable[[bytes], object] | None = None,
                  stop: threading.Event | None = None, backlog_alert: int | None = None,
-                 command_max_age_s: float | None = 60.0, client_id: str | None = None,
+                 command_check: CommandCheck | None = None, client_id: str | None = None,
                  prune_interval_s: float = 600.0) -> None:
         self._cfg = config
         self._outbox = outbox
@@ -82,7 +81,7 @@ class Publisher:
         self._commands = {**(commands or {}), "ping": self._ping}
         self._on_revocations = on_revocations
         self._stop = stop if stop is not None else threading.Event()
-        self._command_max_age_s = command_max_age_s
+        self._command_check = command_check
         self.client_id = client_id or f"{outbox.site}/{outbox.kiosk}"
         self._wakeup = threading.Event()
         self._closing = threading.Event()
@@ -396,9 +395,9 @@ class Publisher:
 
     def _command(self, name: str, message: mqtt.MQTTMessage) -> None:
         dispatch(name, bytes(message.payload), retained=message.retain, handlers=self._commands,
-                 now=datetime.now(UTC), max_age_s=self._command_max_age_s)
+                 check=self._command_check)
 
-    def _ping(self, command: dict[str, Any]) -> None:
+    def _ping(self, command: CommandPayload) -> None:
         self.publish_status()
         if self._on_ping is not None:
             self._on_ping(command)

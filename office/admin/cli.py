@@ -1,4 +1,4 @@
-"""The `kiosk-admin` command for the community office: keys, passes, health tokens and revocations."""
+"""The `kiosk-admin` command for the community office: keys, passes, health tokens, revocations, commands."""
 
 from __future__ import annotations
 
@@ -19,6 +19,8 @@ from checkpoint.reasons import COLOURS, STATUSES
 from checkpoint.residents import Registry, Resident
 from office.admin.broker_users import add_parser as add_broker_user_parser
 from office.admin.broker_users import run_broker_user
+from office.admin.commands import add_parser as add_command_parser
+from office.admin.commands import run_command
 from office.admin.passes import (
     BATCH_HELP,
     AdminError,
@@ -129,6 +131,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--household", metavar="HH", help="household, e.g. 9-23-301")
     p.add_argument("--remove", action="store_true", help="remove the resident instead")
     add_broker_user_parser(sub)
+    add_command_parser(sub)
     return parser
 
 
@@ -214,6 +217,7 @@ COMMANDS = {
     "export-pubkeys": _export_pubkeys,
     "register-resident": _register_resident,
     "broker-user": run_broker_user,
+    "command": run_command,
 }
 
 
