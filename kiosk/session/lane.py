@@ -16,8 +16,6 @@ so the simulator runs sessions in virtual time.
 from __future__ import annotations
 
 import logging
-import queue
-import threading
 import time
 from collections.abc import Callable
 from typing import Any, Literal
@@ -47,6 +45,7 @@ from kiosk.session.events import (
     StaffHold,
 )
 from kiosk.session.forgery import ForgeryWatch
+from kiosk.session.loop import EventLoop
 from kiosk.session.temperature import Measurement, SensorFault, take_reading
 from kiosk.session.visit import Session, codes_complete, judge
 
@@ -57,7 +56,7 @@ PRESENCE_POLL_S = 0.25
 HEALTH_POLL_S = 5.0
 
 
-class Lane:
+class Lane(EventLoop):
     """Runs sessions against the devices, the credential verifier, the policy and the outbox."""
 
     def __init__(
@@ -72,12 +71,12 @@ class Lane:
         on_result: Callable[[Result], None] | None = None,
         on_resolution: Callable[[Resolved], None] | None = None,
     ) -> None:
+        super().__init__(clock)
         self.config = config
         self.act = actuators
         self._read = read_thermometer
         self.verifier = verifier
         self.recorder = recorder
-        self.clock = clock
         self.on_result = on_result
         self.on_resolution = on_resolution
         self.state: State = "idle"
@@ -85,7 +84,6 @@ class Lane:
         self.faults: dict[FaultClass, str] = {}
         self.abandoned = 0
         self.sessions = 0
-        self._events: queue.SimpleQueue[Event] = queue.SimpleQueue()
         self._deadline: float | None = None
         self.attentions = OpenAttentions(config.gate.max_open_attentions)
         for entry_id in recorder.open_attentions():  # recorded before a restart: the timeout starts anew
@@ -94,33 +92,7 @@ class Lane:
         self._last_greet = float("-inf")
         self._forgery = ForgeryWatch(limit=config.gate.forgery_limit, window_s=config.gate.forgery_window_s)
         self._next_health_poll = 0.0
-        self.heartbeat = time.monotonic()
         self._show_idle()
-
-    def submit(self, event: Event) -> None:
-        """Queue an event from any thread."""
-        self._events.put(event)
-
-    def run(self, stop: threading.Event) -> None:
-        """The gate thread: handle events and timers until `stop` is set."""
-        while not stop.is_set():
-            self.heartbeat = time.monotonic()
-            deadline = self.next_deadline()
-            wait = 0.5 if deadline is None else min(max(deadline - self.clock.monotonic(), 0.0), 0.5)
-            try:
-                event: Event | None = self._events.get(timeout=wait)
-            except queue.Empty:
-                event = None
-            self.step(event)
-
-    def drain(self) -> None:
-        """Handle every queued event now (the simulator's single-threaded loop)."""
-        while True:
-            try:
-                event = self._events.get_nowait()
-            except queue.Empty:
-                return
-            self.step(event)
 
     def next_deadline(self) -> float | None:
         """The monotonic time of the next timer, if any."""
