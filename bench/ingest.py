@@ -45,7 +45,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SHIPPED_CONF = ROOT / "config" / "mosquitto" / "mosquitto.conf"
 SET_LOCALLY = {"listener", "allow_anonymous", "password_file", "acl_file", "persistence",
                "persistence_location", "log_dest", "log_type", "user", "certfile", "keyfile", "cafile",
-               "connection_messages"}
+               "connection_messages", "use_username_as_clientid"}
 
 
 def entry_payloads(site: str, kiosk: str, count: int, *, first_seq: int = 1, start: datetime | None = None,

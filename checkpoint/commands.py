@@ -54,7 +54,7 @@ class CommandPayload(SignedPayload):
 def issue_command(key: Ed25519PrivateKey, kid: str | None, *, site: str, kiosk: str, cmd: str, op: str,
                   now: datetime, entry: str | None = None, validity_s: int = DEFAULT_VALIDITY_S,
                   nonce: str | None = None) -> str:
-    """Sign a command valid from `now` for `validity_s`; `kid` None means `kid_for(key)`. Raises ValueError."""
+    """Sign a command valid from `now` for `validity_s` (`kid` None: `kid_for(key)`); ValueError if bad."""
     iat = int(unix_time(now))
     payload: dict[str, Any] = {
         "v": 1, "kid": kid or kid_for(key.public_key()), "site": site, "kiosk": kiosk, "cmd": cmd, "op": op,

@@ -27,8 +27,9 @@ class OutboxRecorder:
         self._wake()
         return str(entry.id)
 
-    def resolve(self, entry_id: str, *, by: ResolvedBy, opened: bool, operator: str | None = None) -> None:
-        if self.outbox.resolve(entry_id, by=by, opened=opened, operator=operator) is None:
+    def resolve(self, entry_id: str, *, by: ResolvedBy, opened: bool, operator: str | None,
+                ts: datetime) -> None:
+        if self.outbox.resolve(entry_id, by=by, opened=opened, operator=operator, ts=ts) is None:
             log.warning("attention %s was not open: no resolution recorded", entry_id)
         self._wake()
 

@@ -5,16 +5,17 @@ from __future__ import annotations
 import re
 from datetime import time
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
 
-from pydantic import AfterValidator, Field, model_validator
+from pydantic import AfterValidator, Field, ValidationInfo, field_validator, model_validator
 
 from checkpoint.configtypes import CredentialName, Name, Strict, TimeZoneName, Unique, read_secret
 from checkpoint.tomlconfig import read_toml_text, resolve_path, validate_toml
 
 DEFAULT_CONFIG = Path("/etc/checkpoint-kiosk/office.toml")
 STATE_DIR = Path("/var/lib/checkpoint-office")  # the unit's StateDirectory=checkpoint-office
+_CLIENT_ID = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 
 
 def _check_clock(value: str) -> str:
@@ -41,13 +42,34 @@ class BrokerSection(Strict):
     password_credential: CredentialName = None
     tls: bool = False
     ca_file: Path | None = None
-    # Stable and unique per collector: it names the persistent session that queues entries while away.
-    client_id: str = Field("collector-1", pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    # Names the persistent session that queues entries while this collector is away. The broker makes
+    # every client's id its username (use_username_as_clientid), so with a username it is the username,
+    # and each collector needs a username of its own. Set it only for a broker without users.
+    client_id: str = Field("collector-1", min_length=1, max_length=128)
     # How long the broker keeps the session (and queues for it) while this collector is down.
     session_expiry_s: int = Field(7 * 86_400, ge=60, le=0xFFFF_FFFE)
     keepalive_s: int = Field(30, ge=5, le=600)
     reconnect_min_s: int = Field(1, ge=1, le=60)
     reconnect_max_s: int = Field(30, ge=1, le=600)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _client_id_defaults_to_username(cls, data: Any) -> Any:
+        if isinstance(data, dict) and isinstance(data.get("username"), str) and data["username"] \
+                and "client_id" not in data:
+            return {**data, "client_id": data["username"]}
+        return data
+
+    @field_validator("client_id")
+    @classmethod
+    def _client_id_is_username(cls, value: str, info: ValidationInfo) -> str:
+        username = info.data.get("username")
+        if username is not None and value != username:
+            raise ValueError(f"the username {username!r}, or no client_id: the broker makes each user's name "
+                             "its client id (use_username_as_clientid), so each collector needs its own user")
+        if username is None and not _CLIENT_ID.fullmatch(value):
+            raise ValueError("letters, digits, '_', '.' and '-' only (1-64)")
+        return value
 
     def password(self) -> bytes | None:
         """The broker password, from its file or credential."""

@@ -16,12 +16,12 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.reasoncodes import ReasonCode
 
-from kiosk.mqtt.local_broker import BrokerError, LocalBroker, probe_broker
+from kiosk.mqtt.local_broker import BrokerError, LocalBroker, free_port, probe_broker
 from office.admin.broker_users import PATTERNS, add_parser, run_broker_user
 from office.admin.passes import AdminError
 
 CONFIG = Path(__file__).resolve().parent.parent / "config" / "mosquitto"
-SET_BY_TEST = {"listener", "allow_anonymous", "password_file", "acl_file", "persistence",
+SET_BY_TEST = {"allow_anonymous", "password_file", "acl_file", "persistence",
                "persistence_location", "log_dest", "log_type", "user", "certfile", "keyfile", "cafile"}
 NOT_AUTHORIZED = 135
 OK = (0, 16)  # Success, No matching subscribers
@@ -33,12 +33,18 @@ def broker_user(*argv: str) -> None:
     run_broker_user(parser.parse_args(["broker-user", *argv]))
 
 
-def adapted_config() -> str:
-    """The shipped mosquitto.conf without what the test sets itself (port, paths, logging)."""
+def adapted_config(port: int) -> str:
+    """The shipped mosquitto.conf with its listener on 127.0.0.1:port, without what the test sets itself.
+
+    The listener keeps its place, so the per-listener options after it apply to it as they would in
+    production.
+    """
     kept = []
     for line in (CONFIG / "mosquitto.conf").read_text(encoding="utf-8").splitlines():
         key = line.split("#", 1)[0].split()
-        if key and key[0] not in SET_BY_TEST:
+        if key and key[0] == "listener":
+            kept.append(f"listener {port} 127.0.0.1")
+        elif key and key[0] not in SET_BY_TEST:
             kept.append(line)
     return "\n".join(kept)
 
@@ -48,6 +54,7 @@ class Site:
 
     def __init__(self, root: Path) -> None:
         self.root = root
+        self.host, self.port = "127.0.0.1", free_port()  # the shipped listener; clients connect here
         self.passwd = root / "passwd"
         self.acl = root / "acl"
         shutil.copy(CONFIG / "acl", self.acl)
@@ -55,11 +62,12 @@ class Site:
                           ("s1/gate-south", ["--site", "s1", "--kiosk", "gate-south"]),
                           ("s2/gate-north", ["--site", "s2", "--kiosk", "gate-north"]),
                           ("collector-1", ["--collector", "collector-1"]),
+                          ("collector-2", ["--collector", "collector-2"]),
                           ("office", ["--office", "office"])]:
             broker_user("--passwd", str(self.passwd), "--acl", str(self.acl),
                         "--password-out", str(self.pw_file(user)), *who)
         self.broker = LocalBroker(password_file=self.passwd, acl_file=self.acl, persistence_dir=root,
-                                  extra_config=adapted_config())
+                                  extra_config=adapted_config(self.port))
         self.clients: list[mqtt.Client] = []
 
     def pw_file(self, user: str) -> Path:
@@ -75,7 +83,7 @@ class Site:
         connected = threading.Event()
         client.on_connect = lambda c, u, f, rc, p: connected.set()
         client.on_message = lambda c, u, m: got.append(m)
-        client.connect(self.broker.host, self.broker.port)
+        client.connect(self.host, self.port)
         client.loop_start()
         self.clients.append(client)
         assert connected.wait(5) and client.is_connected(), f"{user} could not connect"
@@ -145,11 +153,18 @@ def test_shipped_config_is_locked_down() -> None:
     assert "password_file" in settings and "acl_file" in settings
     assert "max_queued_messages" in settings and "autosave_interval" in settings
     assert re.search(r"^#listener 8883$", conf, re.MULTILINE)
+    assert settings["use_username_as_clientid"] == ["true"]
+    # a per-listener option: it must follow every listener line, the commented TLS one included
+    blocks = re.findall(r"^(#?)(listener .*\n(?:\1\S.*\n)*)", conf, re.MULTILINE)
+    assert [block.split()[1] for _, block in blocks] == ["1883", "8883"]
+    for prefix, block in blocks:
+        assert f"\n{prefix}use_username_as_clientid true\n" in block, block
     acl = (CONFIG / "acl").read_text(encoding="utf-8")
     patterns = [line for line in acl.splitlines() if line.startswith("pattern ")]
     assert patterns == PATTERNS == ["pattern write checkpoint/v1/%u/entry",
                                     "pattern write checkpoint/v1/%u/status",
                                     "pattern write checkpoint/v1/%u/alert",
+                                    "pattern write checkpoint/v1/%u/resolution",
                                     "pattern read checkpoint/v1/%u/cmd/#"]
     assert not re.search(r"^(user|topic) ", acl, re.MULTILINE)  # user blocks come from broker-user
 
@@ -157,9 +172,9 @@ def test_shipped_config_is_locked_down() -> None:
 def test_anonymous_and_wrong_passwords_are_refused(site: Site) -> None:
     for username, password in [(None, None), ("s1/gate-north", b"wrong"), ("nobody", b"x")]:
         with pytest.raises(BrokerError, match="refused: Not authorized"):  # CONNACK 135
-            probe_broker(site.broker.host, site.broker.port, timeout_s=3, username=username,
+            probe_broker(site.host, site.port, timeout_s=3, username=username,
                          password=password)
-    probe_broker(site.broker.host, site.broker.port, timeout_s=3, username="s1/gate-north",
+    probe_broker(site.host, site.port, timeout_s=3, username="s1/gate-north",
                  password=site.password("s1/gate-north").encode())
 
 
@@ -171,7 +186,9 @@ def test_kiosk_publishes_only_under_its_own_prefix(site: Site) -> None:
     assert puback(kiosk, f"{own}/entry") in OK
     assert puback(kiosk, f"{own}/status", retain=True) in OK
     assert puback(kiosk, f"{own}/alert") in OK
+    assert puback(kiosk, f"{own}/resolution") in OK
     for topic in [f"{own}/cmd/open", "checkpoint/v1/s1/gate-south/entry",
+                  "checkpoint/v1/s1/gate-south/resolution",
                   "checkpoint/v1/s1/gate-south/status", "checkpoint/v1/s2/gate-north/entry",
                   "checkpoint/v1/s1/revocations", "checkpoint/v1/s1/report", f"{own}/entry/more",
                   "checkpoint/v1/s1/gate-south/cmd/open", "other"]:
@@ -244,7 +261,7 @@ def test_broker_user_updates_in_place(tmp_path: Path) -> None:
     assert users == ["s1/gate-north"]
     text = acl.read_text(encoding="utf-8")
     assert text.count("user s1/gate-north") == 1
-    assert len([line for line in text.splitlines() if line.startswith("pattern ")]) == 4
+    assert len([line for line in text.splitlines() if line.startswith("pattern ")]) == len(PATTERNS) == 5
     assert "topic read checkpoint/v1/s1/revocations" in text
     fresh = tmp_path / "new-acl"
     broker_user("--passwd", str(passwd), "--acl", str(fresh), "--collector", "c1", "--password-out",

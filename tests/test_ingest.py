@@ -19,7 +19,7 @@ from mqtt_helpers import publish, wait_for
 from paho.mqtt.enums import MQTTErrorCode
 
 from bench.ingest import Fleet, collector_config, entry_payloads
-from checkpoint.entry import Alert, Entry, Status
+from checkpoint.entry import Alert, Entry, Resolution, Status
 from checkpoint.tomlconfig import ConfigError
 from checkpoint.topics import topics
 from kiosk.mqtt.local_broker import LocalBroker
@@ -331,3 +331,25 @@ def test_service_notifies_systemd_and_stops_cleanly(tmp_path: Path, monkeypatch:
         assert not {t.name for t in threading.enumerate()} & threads
     listener.close()
     assert os.environ["NOTIFY_SOCKET"] == address
+
+
+def test_ingest_stores_each_attention_resolution_once(tmp_path: Path, store: Store) -> None:
+    entry_id = Entry.model_validate_json(good(1)[0]).id
+    resolution = Resolution(entry_id=entry_id, by="remote", ts=NOW, opened=True, operator="wang").to_json()
+    with LocalBroker() as broker:
+        ingest = make_ingest(tmp_path, broker, store)
+        ingest.start()
+        try:
+            wait_for(lambda: ingest.connected, 5, "connected")
+            publish(broker, T.entry, good(1)[0])
+            publish(broker, T.resolution, resolution)
+            publish(broker, T.resolution, resolution)  # a redelivery
+            publish(broker, T.resolution, b'{"entry_id": "nope"}')
+            wait_for(lambda: ingest.stats().received >= 4, 5, "all messages")
+        finally:
+            ingest.close()
+    [stored] = store.resolutions_between(NOW - timedelta(1), NOW + timedelta(1))
+    assert (stored.site, stored.kiosk, stored.resolution.entry_id) == ("s1", "gate-north", entry_id)
+    ended = stored.resolution
+    assert (ended.by, ended.opened, ended.operator) == ("remote", True, "wang")
+    assert [d.topic for d in store.dead_letters()] == [T.resolution]

@@ -101,6 +101,8 @@ def test_simulation_with_the_collector_prints_the_days_report(capsys: pytest.Cap
     assert f"collector: {people} of {people} entries stored" in out
     assert "日报告 Daily report · 2026-11-23" in out
     assert f"出入 entries {people} " in out
+    # The attention staff opened by hand is one person (one entry) and one override (its resolution).
+    assert "人工开门 manual overrides: 工作人员 staff 1 · 远程 remote 0" in out
 
 
 SCENARIOS = Path(__file__).parent / "scenarios"

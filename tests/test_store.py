@@ -17,8 +17,17 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pg import fresh_database
 
-from checkpoint.entry import Alert, Entry, Status, format_ts
-from office.store.base import DeadLetter, Gap, IssuedPass, Store, StoredAlert, StoreError, plan_seqs
+from checkpoint.entry import Alert, Entry, Resolution, ResolvedBy, Status, format_ts
+from office.store.base import (
+    DeadLetter,
+    Gap,
+    IssuedPass,
+    Store,
+    StoredAlert,
+    StoredResolution,
+    StoreError,
+    plan_seqs,
+)
 from office.store.opening import open_store
 from office.store.schema import check_aware, to_text_time
 from office.store.sqlite import SqliteStore
@@ -187,6 +196,20 @@ def test_alerts_are_stored_once_by_id(store: Store) -> None:
     assert got == [second, first, anonymous, anonymous]
     assert store.alerts_between(T0, T0 + timedelta(seconds=5), site="s1") == []
     assert store.alerts_between(T0, T0 + timedelta(seconds=6), site="s1") == [first]
+
+
+def test_an_attention_is_resolved_once(store: Store) -> None:
+    def resolution(entry_id: str, seconds: int, by: ResolvedBy, *, site: str = "s1") -> StoredResolution:
+        made = Resolution(entry_id=entry_id, by=by, ts=T0 + timedelta(seconds=seconds), opened=by == "staff")
+        return StoredResolution(site, "gate-north", made, T0 + timedelta(minutes=1))
+
+    fever, yellow = str(uuid6.uuid7()), str(uuid6.uuid7())
+    opened, acked = resolution(fever, 30, "staff"), resolution(yellow, 10, "ack", site="s2")
+    assert store.insert_resolutions([opened, acked]) == 2
+    assert store.insert_resolutions([resolution(fever, 40, "timeout"), opened]) == 0  # the first one stands
+    assert store.resolutions_between(T0, T0 + timedelta(minutes=1)) == [acked, opened]
+    assert store.resolutions_between(T0, T0 + timedelta(minutes=1), site="s1") == [opened]
+    assert opened.resolution.opened and not acked.resolution.opened
 
 
 def test_entries_between_filters_and_orders(store: Store) -> None:

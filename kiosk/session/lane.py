@@ -354,7 +354,8 @@ class Lane(EventLoop):
         """Record how an attention ended (durably, before the gate moves), then open the gate if so."""
         if attention is None:
             return
-        self.recorder.resolve(attention.entry_id, by=by, opened=opened, operator=operator)
+        self.recorder.resolve(attention.entry_id, by=by, opened=opened, operator=operator,
+                              ts=self.clock.now())
         log.info("attention %s resolved: %s, gate %s", attention.entry_id, by, "opened" if opened else "shut")
         if self.on_resolution is not None:
             self.on_resolution(Resolved(attention.entry_id, by, opened))

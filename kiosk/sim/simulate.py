@@ -38,7 +38,7 @@ from kiosk.sim.issuer import Issuer, render
 from kiosk.sim.scenario import Person, Scenario
 from office.config import OfficeConfig
 from office.ingest.service import Collector
-from office.reports.daily import daily_report
+from office.reports.daily import daily_report, day_bounds
 from office.reports.render import render as render_report
 from office.store.opening import open_store
 
@@ -140,7 +140,8 @@ def run_simulation(
                          elapsed_s=time.monotonic() - started)
         if office is not None:
             note = (lambda text: print(text, file=sys.stderr)) if as_json else out
-            status |= _office_report(office, recorder.last_seq or 0, config, clock, out=note)
+            resolved = sum(1 for o in outcomes if o.resolved is not None)
+            status |= _office_report(office, recorder.last_seq or 0, resolved, config, clock, out=note)
     return status
 
 
@@ -162,18 +163,23 @@ def _start_collector(stack: ExitStack, config: KioskConfig, state: Path, clock: 
         thread.join(30)
 
     stack.callback(stop)
+    deadline = time.monotonic() + DRAIN_TIMEOUT_S  # entries published before it subscribes would bounce
+    while not (service.ingest is not None and service.ingest.subscribed) and time.monotonic() < deadline:
+        time.sleep(0.02)
     return store_path
 
 
-def _office_report(store_path: Path, entries: int, config: KioskConfig, clock: VirtualClock, *,
-                   out: Callable[[str], None]) -> int:
-    """Wait (bounded) for the collector to hold every entry, then print the day's report."""
+def _office_report(store_path: Path, entries: int, resolutions: int, config: KioskConfig, clock: VirtualClock,
+                   *, out: Callable[[str], None]) -> int:
+    """Wait (bounded) for the collector to hold every entry and resolution, then print the day's report."""
     deadline = time.monotonic() + DRAIN_TIMEOUT_S
+    day = clock.now().astimezone(ZoneInfo(config.site.timezone)).date()
+    start, end = day_bounds(day, ZoneInfo(config.site.timezone))
     with open_store("sqlite", path=store_path) as store:
-        while store.count_entries() < entries and time.monotonic() < deadline:
+        while time.monotonic() < deadline and (
+                store.count_entries() < entries or len(store.resolutions_between(start, end)) < resolutions):
             time.sleep(0.1)
         stored = store.count_entries()
-        day = clock.now().astimezone(ZoneInfo(config.site.timezone)).date()
         report = daily_report(store, day, site=config.site.id, tz=config.site.timezone)
     out("")
     out(f"collector: {stored} of {entries} entries stored")
@@ -261,11 +267,12 @@ def _play(events: list[Scheduled], lane: Lane, clock: VirtualClock, owners: dict
 
 
 def _drain(outbox: Outbox, publisher: Publisher) -> bool:
-    """Wait (bounded, real time) until the broker has acknowledged every entry."""
+    """Wait (bounded, real time) until the broker has acknowledged every entry, alert and resolution."""
     deadline = time.monotonic() + DRAIN_TIMEOUT_S
     publisher.wake()
     while time.monotonic() < deadline:
-        if outbox.backlog().backlog == 0:
+        state = outbox.backlog()
+        if state.backlog == state.alerts == state.resolutions == 0:
             return True
         time.sleep(0.05)
     return False

@@ -5,6 +5,9 @@ Usernames (see config/mosquitto/README.md): a kiosk is `{site}/{kiosk}`, so the 
 office names never contain `/`, so no pattern can expand to a kiosk's topics for them. What a pattern
 cannot say (a kiosk's own site's revocations, the collectors' and office's rights) goes in a `user` block
 that this command writes into the ACL file.
+
+The broker makes each user's name its client id (`use_username_as_clientid`), so a user is also one
+session: every collector of a shared subscription needs its own user (`--collector collector-2`).
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ PATTERNS = [  # as in config/mosquitto/acl; written when the ACL file is new
     "pattern write checkpoint/v1/%u/entry",
     "pattern write checkpoint/v1/%u/status",
     "pattern write checkpoint/v1/%u/alert",
+    "pattern write checkpoint/v1/%u/resolution",
     "pattern read checkpoint/v1/%u/cmd/#",
 ]
 
@@ -49,11 +53,13 @@ def acl_block(role: str, username: str, site: str | None = None) -> list[str]:
         "collector": [f"topic read checkpoint/v1/{scope}/+/entry",
                       f"topic read checkpoint/v1/{scope}/+/status",
                       f"topic read checkpoint/v1/{scope}/+/alert",
+                      f"topic read checkpoint/v1/{scope}/+/resolution",
                       f"topic write checkpoint/v1/{scope}/report"],
         "office": [f"topic write checkpoint/v1/{scope}/+/cmd/#",
                    f"topic readwrite checkpoint/v1/{scope}/revocations",
                    f"topic read checkpoint/v1/{scope}/+/status",
                    f"topic read checkpoint/v1/{scope}/+/alert",
+                   f"topic read checkpoint/v1/{scope}/+/resolution",
                    f"topic read checkpoint/v1/{scope}/report"],
     }[role]
     return [f"{MARK} {role} {username}", f"user {username}", *rules]
@@ -142,4 +148,6 @@ def run_broker_user(args: argparse.Namespace) -> None:
     print(f"{role} user {username!r}: password in {out} (mode 0600)")
     if role == "kiosk":
         print(f'kiosk.toml: [mqtt] username = "{username}", password_file = ... or password_credential')
+    elif role == "collector":
+        print(f'office.toml: [broker] username = "{username}" (also its client id: one user per collector)')
     print("reload mosquitto to apply: systemctl reload mosquitto (or kill -HUP its pid)")

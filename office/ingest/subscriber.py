@@ -1,12 +1,13 @@
 """MQTT v5 entries, statuses and alerts into the store, each acknowledged only after it is committed.
 
 Delivery. One paho client with a stable client id and a persistent session (`clean_start=False`,
-Session Expiry), QoS 1 and `manual_ack=True`. Its network thread only queues each message; the `ingest`
-worker takes up to `batch_size` of them (or what `batch_ms` brings), has its writer validate them and
-write them to the store (office/ingest/writer.py: in this thread, or in a child process), and only then
-acknowledges them. A crash before the commit means no PUBACK, so the broker
-redelivers from the session, and inserts are idempotent by entry id. A failing store is retried with
-backoff, nothing acknowledged, while the process stays up.
+Session Expiry), QoS 1 and `manual_ack=True`. The client id is the broker username (`broker.client_id`):
+the broker binds every client id to its user, so no other user can take this session over. Its network
+thread only queues each message; the `ingest` worker takes up to `batch_size` of them (or what
+`batch_ms` brings), has its writer validate them and write them to the store (office/ingest/writer.py:
+in this thread, or in a child process), and only then acknowledges them. A crash before the commit
+means no PUBACK, so the broker redelivers from the session, and inserts are idempotent by entry id. A
+failing store is retried with backoff, nothing acknowledged, while the process stays up.
 
 Flow control. With manual acks the broker keeps at most Receive Maximum (a CONNECT property) messages
 unacknowledged; without it mosquitto allows only `max_inflight_messages` (20), and batches could never
@@ -47,7 +48,7 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
-from checkpoint.topics import TOPIC_ROOT, shared_subscription
+from checkpoint.topics import TOPIC_ROOT, KioskKind, shared_subscription
 from office.config import BrokerSection, IngestSection
 from office.ingest.writer import Writer, Written
 
@@ -99,6 +100,7 @@ class Ingest:
         self._lock = threading.Lock()  # generation, acks, stats
         self._generation = 0
         self.connected = False  # the broker connection is up
+        self.subscribed = False  # ... and the broker granted this connection's subscriptions
         self.healthy = True  # False while store writes fail
         self._stats = IngestStats()
         self._unreachable_logged = -UNREACHABLE_LOG_S
@@ -139,11 +141,10 @@ class Ingest:
         qos1 = SubscribeOptions(qos=1)
         retained = SubscribeOptions(qos=1, retainHandling=SubscribeOptions.RETAIN_SEND_ON_SUBSCRIBE)
         group, plain = self._settings.group, f"{TOPIC_ROOT}/+/+/"
-        if self._settings.shared:
-            entries, alerts = shared_subscription("entry", group), shared_subscription("alert", group)
-        else:
-            entries, alerts = plain + "entry", plain + "alert"
-        client.subscribe([(entries, qos1), (alerts, qos1), (plain + "status", retained)])
+        kinds: tuple[KioskKind, ...] = ("entry", "alert", "resolution")
+        queued = [shared_subscription(kind, group) if self._settings.shared else plain + kind
+                  for kind in kinds]
+        client.subscribe([*((topic, qos1) for topic in queued), (plain + "status", retained)])
 
     def _on_connect_fail(self, client: mqtt.Client, userdata: object) -> None:
         if time.monotonic() - self._unreachable_logged >= UNREACHABLE_LOG_S:
@@ -154,7 +155,7 @@ class Ingest:
                        reason: ReasonCode, properties: Properties | None) -> None:
         with self._lock:
             self._generation += 1  # acks for what the old connection delivered must not go out now
-            was, self.connected = self.connected, False
+            was, self.connected, self.subscribed = self.connected, False, False
         if was and not self._stop.is_set():
             log.warning("disconnected from the broker (%s); reconnecting", reason)
 
@@ -163,7 +164,9 @@ class Ingest:
         refused = [str(r) for r in reasons if r.is_failure]
         if refused:
             log.error("subscriptions refused (check the broker ACL for %s): %s",
-                      self._broker.username or self._broker.client_id, ", ".join(refused))
+                      self._broker.client_id, ", ".join(refused))
+        else:
+            self.subscribed = True
 
     def _on_message(self, client: mqtt.Client, userdata: object, message: mqtt.MQTTMessage) -> None:
         try:

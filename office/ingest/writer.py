@@ -17,10 +17,10 @@ from typing import Protocol
 
 from pydantic import BaseModel, ValidationError
 
-from checkpoint.entry import Alert, Entry, Status, utc_now
+from checkpoint.entry import Alert, Entry, Resolution, Status, utc_now
 from checkpoint.topics import parse_topic
 from office.config import OfficeConfig
-from office.store.base import DeadLetter, Store, StoredAlert
+from office.store.base import DeadLetter, Store, StoredAlert, StoredResolution
 from office.store.opening import open_store
 
 log = logging.getLogger(__name__)
@@ -38,6 +38,7 @@ class Batch:
     entries: list[tuple[Entry, bytes]] = field(default_factory=list)
     statuses: list[tuple[str, str, Status]] = field(default_factory=list)
     alerts: list[StoredAlert] = field(default_factory=list)
+    resolutions: list[StoredResolution] = field(default_factory=list)
     dead: list[DeadLetter] = field(default_factory=list)
     in_batch_duplicates: int = 0
 
@@ -50,6 +51,7 @@ class Written:
     duplicates: int = 0  # entries stored before, or twice in the batch
     statuses: int = 0
     alerts: int = 0
+    resolutions: int = 0
     dead_letters: int = 0
     open_gaps: int | None = None  # counted now and then; None when not counted this time
 
@@ -81,7 +83,8 @@ class Writer(Protocol):
         """The monotonic time the writer last made progress (now, when nothing is pending)."""
 
 
-_MODELS: dict[str, type[BaseModel]] = {"entry": Entry, "status": Status, "alert": Alert}
+_MODELS: dict[str, type[BaseModel]] = {"entry": Entry, "status": Status, "alert": Alert,
+                                       "resolution": Resolution}
 _MALFORMED = ("json_invalid", "json_type", "model_type", "model_attributes_type")
 
 
@@ -99,7 +102,7 @@ def _why(exc: ValidationError) -> tuple[str, str]:
 
 
 def classify(items: Sequence[Item], *, max_payload: int, received_at: datetime) -> Batch:
-    """Validate each (topic, payload); what is not a valid entry, status or alert becomes a dead letter."""
+    """Validate each (topic, payload); what is no valid entry, status, alert or resolution is dead."""
     batch = Batch()
     seen: set[str] = set()
     for topic, payload in items:
@@ -119,7 +122,7 @@ def _classify_one(topic: str, payload: bytes, batch: Batch, seen: set[str], *, m
 
     where = parse_topic(topic)
     if where is None:
-        dead("unknown_topic: not checkpoint/v1/{site}/{kiosk}/{entry|status|alert}")
+        dead("unknown_topic: not checkpoint/v1/{site}/{kiosk}/{entry|status|alert|resolution}")
         return
     site, kiosk, kind = where
     size = len(payload)
@@ -146,6 +149,8 @@ def _classify_one(topic: str, payload: bytes, batch: Batch, seen: set[str], *, m
         batch.statuses.append((site, kiosk, parsed))
     elif isinstance(parsed, Alert):
         batch.alerts.append(StoredAlert(site, kiosk, parsed, received_at))
+    elif isinstance(parsed, Resolution):
+        batch.resolutions.append(StoredResolution(site, kiosk, parsed, received_at))
 
 
 class BatchWriter:
@@ -201,7 +206,8 @@ class BatchWriter:
             log.warning("%d dead letter(s); the first on %s: %s", len(batch.dead), first.topic, first.reason)
         due = time.monotonic() - self._gaps_at > GAPS_EVERY_S
         return Written(new=new, duplicates=len(batch.entries) - new + batch.in_batch_duplicates,
-                       statuses=len(batch.statuses), alerts=len(batch.alerts), dead_letters=len(batch.dead),
+                       statuses=len(batch.statuses), alerts=len(batch.alerts),
+                       resolutions=len(batch.resolutions), dead_letters=len(batch.dead),
                        open_gaps=self._count_gaps() if due else None)
 
     def _write(self, batch: Batch, received_at: datetime) -> int:
@@ -210,6 +216,8 @@ class BatchWriter:
         new = self._store.insert_entries(batch.entries, received_at) if batch.entries else 0
         if batch.alerts:
             self._store.insert_alerts(batch.alerts)
+        if batch.resolutions:
+            self._store.insert_resolutions(batch.resolutions)
         for site, kiosk, status in batch.statuses:
             self._store.record_status(site, kiosk, status, received_at)
         if batch.dead:

@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 
 from checkpoint.entry import Entry, format_ts, utc_now
 from checkpoint.reasons import Reason
-from office.store.base import Gap, Store
+from office.store.base import Gap, Store, StoredResolution
 
 REPORT_SCHEMA = "checkpoint.report/1"
 OVERRIDE_KINDS = ("staff", "remote")
@@ -185,12 +185,17 @@ def day_bounds(day: date, tz: ZoneInfo) -> tuple[datetime, datetime]:
     return start, end
 
 
-def count(entries: Iterable[Entry], *, first_seen: int = 0) -> Counts:
-    """The counts of a set of entries; `first_seen` is computed by the caller (it needs the store)."""
+def count(entries: Iterable[Entry], *, first_seen: int = 0,
+          resolutions: Iterable[StoredResolution] = ()) -> Counts:
+    """The counts of a set of entries; `first_seen` is computed by the caller (it needs the store).
+
+    Each entry is one person. An override is a manual opening (an entry with `override`) or an attention
+    that staff or the office resolved by opening the gate (its resolution).
+    """
     entries = list(entries)
     denies: Counter[str] = Counter()
     attentions: Counter[str] = Counter()
-    overrides: Counter[str] = Counter()
+    overrides: Counter[str] = Counter(r.resolution.by for r in resolutions if r.resolution.opened)
     for entry in entries:
         if entry.decision == "deny":
             denies.update(str(reason) for reason in entry.reasons)
@@ -240,10 +245,13 @@ def build_report(
     gaps: Iterable[Gap],
     purged: int,
     now: datetime,
+    resolutions: Iterable[StoredResolution] = (),
 ) -> DailyReport:
     """The report from data already fetched: the day's entries, known kiosks, first-seen pids by site, …"""
     start, end = day_bounds(day, tz)
     entries = [e for e in entries if start <= e.ts < end and (site is None or e.site == site)]
+    resolutions = [r for r in resolutions
+                   if start <= r.resolution.ts < end and (site is None or r.site == site)]
     kiosks = {(s, k) for s, k in known_kiosks if site is None or s == site}
     kiosks |= {(e.site, e.kiosk) for e in entries}
     offline_by_kiosk: dict[tuple[str, str], list[Offline]] = {}
@@ -261,12 +269,14 @@ def build_report(
     reports = []
     for name in sites:
         at_site = [e for e in entries if e.site == name]
+        resolved_at_site = [r for r in resolutions if r.site == name]
         first_kiosk = _first_seen_kiosks(at_site, set(first_seen.get(name, ())))
         kiosk_reports = tuple(
             KioskReport(
                 kiosk=k,
                 counts=count([e for e in at_site if e.kiosk == k],
-                             first_seen=sum(1 for where in first_kiosk.values() if where == k)),
+                             first_seen=sum(1 for where in first_kiosk.values() if where == k),
+                             resolutions=[r for r in resolved_at_site if r.kiosk == k]),
                 offline=tuple(offline_by_kiosk.get((name, k), ())),
                 gaps=tuple(gaps_by_kiosk.get((name, k), ())),
             )
@@ -277,11 +287,12 @@ def build_report(
             hour = e.ts.astimezone(tz).hour
             per_hour[hour] += 1
             fevers_per_hour[hour] += Reason.FEVER in e.reasons
-        reports.append(SiteReport(name, count(at_site, first_seen=len(first_kiosk)), kiosk_reports,
-                                  tuple(per_hour), tuple(fevers_per_hour)))
+        totals = count(at_site, first_seen=len(first_kiosk), resolutions=resolved_at_site)
+        reports.append(SiteReport(name, totals, kiosk_reports, tuple(per_hour), tuple(fevers_per_hour)))
     return DailyReport(
         day=day, timezone=tz.key, start=start, end=end, site=site, generated_at=now,
-        totals=count(entries, first_seen=sum(r.totals.first_seen_passes for r in reports)),
+        totals=count(entries, first_seen=sum(r.totals.first_seen_passes for r in reports),
+                     resolutions=resolutions),
         sites=tuple(reports), purged=purged,
     )
 
@@ -321,4 +332,5 @@ def daily_report(store: Store, day: date, *, site: str | None, tz: ZoneInfo | st
         gaps=store.gaps(site=site),
         purged=store.purged_between(start, end),
         now=now,
+        resolutions=store.resolutions_between(start, end, site=site),
     )

@@ -22,7 +22,7 @@ from datetime import datetime
 from types import TracebackType
 from typing import Self
 
-from checkpoint.entry import Alert, Entry, Status
+from checkpoint.entry import Alert, Entry, Resolution, Status
 
 
 class StoreError(Exception):
@@ -82,6 +82,16 @@ class StoredAlert:
     site: str
     kiosk: str
     alert: Alert
+    received_at: datetime
+
+
+@dataclass(frozen=True)
+class StoredResolution:
+    """How an attention ended, as received from its kiosk."""
+
+    site: str
+    kiosk: str
+    resolution: Resolution
     received_at: datetime
 
 
@@ -162,6 +172,15 @@ class Store(ABC):
     @abstractmethod
     def insert_alerts(self, alerts: Sequence[StoredAlert]) -> int:
         """Store alerts (duplicates by alert `id` ignored); returns how many were new."""
+
+    @abstractmethod
+    def insert_resolutions(self, resolutions: Sequence[StoredResolution]) -> int:
+        """Store resolutions (one per attention entry; a second one is ignored); returns how many were new."""
+
+    @abstractmethod
+    def resolutions_between(self, start: datetime, end: datetime, *,
+                            site: str | None = None) -> list[StoredResolution]:
+        """Resolutions with `start <= ts < end`, ordered by ts."""
 
     @abstractmethod
     def gaps(self, *, site: str | None = None) -> list[Gap]:

@@ -93,6 +93,11 @@ CREATE TABLE IF NOT EXISTS alerts (
     ts {timestamp} NOT NULL, entry_id TEXT, detail TEXT NOT NULL, received_at {timestamp} NOT NULL
 ){table_suffix};
 CREATE INDEX IF NOT EXISTS alerts_ts ON alerts (ts);
+CREATE TABLE IF NOT EXISTS resolutions (
+    entry_id TEXT PRIMARY KEY, site TEXT NOT NULL, kiosk TEXT NOT NULL, resolved_by TEXT NOT NULL,
+    ts {timestamp} NOT NULL, opened {boolean} NOT NULL, operator TEXT, received_at {timestamp} NOT NULL
+){table_suffix};
+CREATE INDEX IF NOT EXISTS resolutions_ts ON resolutions (ts);
 CREATE TABLE IF NOT EXISTS registry (
     pid TEXT PRIMARY KEY, cat TEXT NOT NULL, hh TEXT, name_masked TEXT NOT NULL, idh TEXT NOT NULL,
     nbf {integer} NOT NULL, exp {integer} NOT NULL, kid TEXT NOT NULL

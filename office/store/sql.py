@@ -10,7 +10,7 @@ from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Any
 
-from checkpoint.entry import Alert, Entry, Status
+from checkpoint.entry import Alert, Entry, Resolution, Status
 from office.store.base import (
     DeadLetter,
     Gap,
@@ -19,6 +19,7 @@ from office.store.base import (
     SeqConflict,
     Store,
     StoredAlert,
+    StoredResolution,
     StoreError,
     plan_seqs,
 )
@@ -205,6 +206,17 @@ class SqlStore(Store):
                             " VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING", rows)
             return int(cur.rowcount)
 
+    def insert_resolutions(self, resolutions: Sequence[StoredResolution]) -> int:
+        rows = [(r.resolution.entry_id, r.site, r.kiosk, r.resolution.by, self._t(r.resolution.ts),
+                 r.resolution.opened, r.resolution.operator, self._t(r.received_at)) for r in resolutions]
+        if not rows:
+            return 0
+        with self._transaction(write=True) as cur:
+            cur.executemany("INSERT INTO resolutions (entry_id, site, kiosk, resolved_by, ts, opened,"
+                            " operator, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+                            " ON CONFLICT (entry_id) DO NOTHING", rows)
+            return int(cur.rowcount)
+
     def _select(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
         with self._transaction(write=False) as cur:
             cur.execute(sql, params)
@@ -292,6 +304,16 @@ class SqlStore(Store):
                 for s, k, alert_id, kind, ts, entry_id, detail, received
                 in self._select(sql + " ORDER BY ts, n", params)]
 
+    def resolutions_between(self, start: datetime, end: datetime, *,
+                            site: str | None = None) -> list[StoredResolution]:
+        params: list[Any] = [self._t(start), self._t(end)]
+        sql = self._where_site(site, "SELECT site, kiosk, entry_id, resolved_by, ts, opened, operator,"
+                                     " received_at FROM resolutions WHERE ts >= ? AND ts < ?", params)
+        return [StoredResolution(s, k, Resolution(entry_id=entry_id, by=by, ts=self._dt(ts),
+                                                  opened=bool(opened), operator=operator), self._dt(received))
+                for s, k, entry_id, by, ts, opened, operator, received
+                in self._select(sql + " ORDER BY ts, entry_id", params)]
+
     def first_seen_passes(self, start: datetime, end: datetime, *, site: str | None = None) -> list[str]:
         same_site = "" if site is None else " AND e2.site = e.site"
         params: list[Any] = [self._t(start), self._t(end), self._t(start)]
@@ -323,6 +345,7 @@ class SqlStore(Store):
             deleted = int(cur.rowcount)
             # Dead letters hold raw payloads with person refs: they go on the same schedule.
             cur.execute("DELETE FROM dead_letters WHERE received_at < ?", (self._t(before),))
+            cur.execute("DELETE FROM resolutions WHERE ts < ?", (self._t(before),))
             cur.execute("INSERT INTO purges (at, before_ts, deleted) VALUES (?, ?, ?)",
                         (self._t(now), self._t(before), deleted))
             self._analyze(cur)
