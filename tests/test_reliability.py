@@ -142,6 +142,8 @@ def open_attentions(state: Path) -> list[str]:
     db = sqlite3.connect(state / "outbox.sqlite")
     try:
         return [row[0] for row in db.execute("SELECT entry_id FROM attention").fetchall()]
+    except sqlite3.OperationalError:  # the kiosk has made the file but not yet its tables
+        return []
     finally:
         db.close()
 
