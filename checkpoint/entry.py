@@ -109,10 +109,24 @@ class PassInfo(Payload):
 
 
 class Person(Payload):
-    """A person identified by ID number: keyed hash and masked number, never the number."""
+    """A person identified by ID number: keyed hash and masked number, never the number.
+
+    `masked` is a masked ID number (`3701**************`) or a pass holder's masked name; it shows at most
+    four characters of an ID number. Refused: more than four digits, or an 18-character form of digits,
+    `X` and `*` with more than four characters that are not `*`.
+    """
+
+    @staticmethod
+    def _shows_at_most_four(masked: str) -> str:
+        shown = sum(char.isdecimal() for char in masked)
+        if len(masked) == 18 and set(masked) <= set("0123456789Xx*"):
+            shown = len(masked) - masked.count("*")
+        if shown > 4:
+            raise ValueError(f"shows {shown} characters of an ID number; a display form shows at most 4")
+        return masked
 
     ref: IdHash
-    masked: Annotated[MaskedName, StringConstraints(min_length=1)]
+    masked: Annotated[MaskedName, StringConstraints(min_length=1), AfterValidator(_shows_at_most_four)]
 
 
 class Timing(Payload):

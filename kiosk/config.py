@@ -92,7 +92,8 @@ class GateConfig(Strict):
     max_open_attentions: int = Field(5, ge=1, le=50, description=(
         "Attentions waiting for staff at most; with this many open, the next person is asked to wait."))
     forgery_limit: int = Field(5, ge=2, le=1000, description=(
-        "This many codes failing their check within forgery_window_s raise a forgery alert."))
+        "This many codes failing their check, or unregistered ID numbers, within forgery_window_s "
+        "raise a forgery alert."))
     forgery_window_s: float = Field(300.0, ge=10, le=86_400,
                                     description="The window in which failed checks are counted.")
     forgery_delay_s: float = Field(3.0, ge=0, le=60, description=(

@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from checkpoint.entry import OFFLINE, Alert, Command, Entry, EntryDraft, PassInfo, Status, Timing
+from checkpoint import idnumber
+from checkpoint.entry import OFFLINE, Alert, Command, Entry, EntryDraft, PassInfo, Person, Status, Timing
 from checkpoint.reasons import Reason
 from checkpoint.topics import parse_topic, revocations_topic, shared_subscription, topics
 
@@ -21,7 +22,7 @@ DESIGN_EXAMPLE = (
     '"temperature":{"skin_c":35.1,"body_c":36.6,"ambient_c":5.2,"samples":5},'
     '"health":{"scheme":"token","status":"green"},'
     '"pass":{"pid":"P-00017","cat":"green","hh":"9-23-301"},'
-    f'"person":{{"ref":"{REF}","masked":"3701**********123X"}},'
+    f'"person":{{"ref":"{REF}","masked":"3701**************"}},'
     '"timing_ms":{"decode":6.1,"decide":0.3,"session":1840}}'
 )
 
@@ -78,6 +79,12 @@ def test_clock_unsynced_is_optional_and_kept() -> None:
     {"pass_": {"pid": "P-1", "cat": "green", "hh": None}},
     {"person": {"ref": "XYZ", "masked": "3701**"}},
     {"person": {"ref": REF, "masked": "x" * 33}},
+    {"person": {"ref": REF, "masked": "3701**********123X"}},  # the old display form: 8 characters shown
+    {"person": {"ref": REF, "masked": "37010*************"}},
+    {"person": {"ref": REF, "masked": "3701*************X"}},
+    {"person": {"ref": REF, "masked": "11010519491231002X"}},
+    {"person": {"ref": REF, "masked": "110105 19491231 002X"}},
+    {"person": {"ref": REF, "masked": "１１０１０５１９４９１２３１００２Ｘ"}},
     {"site": "s1/other"},
     {"kiosk": "#"},
     {"timing_ms": {"decode": -1, "decide": 0.3, "session": 1840}},
@@ -87,6 +94,14 @@ def test_clock_unsynced_is_optional_and_kept() -> None:
 def test_invalid_entries_are_refused(changes: dict[str, Any]) -> None:
     with pytest.raises(ValidationError):
         Entry.model_validate_json(example(**changes))
+
+
+@pytest.mark.parametrize("masked", [
+    idnumber.mask("11010519491231002X"), "**************002X", "1101", "张*", "A******", "X*", "9号楼张*",
+])
+def test_person_masked_may_show_four_characters_of_an_id_number(masked: str) -> None:
+    person = {"ref": REF, "masked": masked}
+    assert Entry.model_validate_json(example(person=person)).person == Person(ref=REF, masked=masked)
 
 
 @pytest.mark.parametrize("raw", ["", "[]", "null", "{", '{"schema":"checkpoint.entry/1"}', "\xff"])

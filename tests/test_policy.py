@@ -33,7 +33,7 @@ def health(status: str | None = "green", *, reasons: tuple[Reason, ...] = (), va
 
 
 def id_number(*, registered: bool = True, household: str | None = "9-23-301") -> Verdict:
-    person = PersonFacts(ref=IDH, masked="1101**********002X", registered=registered, household=household)
+    person = PersonFacts(ref=IDH, masked="1101**************", registered=registered, household=household)
     if registered:
         return Verdict("id_number", valid=True, status="registered", person=person)
     return Verdict("id_number", valid=False, status="not_registered", reasons=(Reason.NO_PASS,),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
@@ -9,18 +10,20 @@ import struct
 import subprocess
 import sys
 from collections.abc import Iterator
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from fixtures.collector_data import HERE, at, insert, load_day, make_entry, open_sqlite
+from pg import fresh_database
 
-from checkpoint.entry import Status
+from checkpoint.entry import Alert, Status, utc_now
 from office.cli import query as query_cli
-from office.reports.daily import DailyReport, daily_report, day_bounds, zone
+from office.reports.daily import DailyReport, daily_report, day_bounds, report_refusal, zone
 from office.reports.render import CSV_COLUMNS, render
-from office.store.base import Store
+from office.store.base import Store, StoredAlert
+from office.store.opening import open_store
 
 DAY = date(2026, 3, 19)
 NOW = at("2026-03-20T01:00:00.000Z")
@@ -237,3 +240,77 @@ def test_status_only_kiosk_is_known(store: Store) -> None:
     report = daily_report(store, DAY, site=None, tz=TZ, now=NOW)
     assert [(s.site, [k.kiosk for k in s.kiosks]) for s in report.sites] == [("s3", ["gate-a"])]
     assert report.zero
+
+
+# -- a report only for a day that has begun, at a site that has reported -------------------------------
+
+
+def run_report(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    status = query_cli.main(["report", *argv])
+    captured = capsys.readouterr()
+    return status, captured.out, captured.err
+
+
+def test_report_command_refuses_a_site_no_kiosk_ever_reported_from(
+        day_store: Store, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    status, out, err = run_report(capsys, "--date", "2026-03-19", "--site", "s9",
+                                  "--store", f"sqlite:{tmp_path / 'office.sqlite'}")
+    assert (status, out) == (2, "")
+    assert len(err.splitlines()) == 1 and "s9" in err and "ever reported" in err
+
+
+@pytest.mark.parametrize("days_ahead", [1, 365 * 900])
+def test_report_command_refuses_a_day_in_the_future(
+        day_store: Store, tmp_path: Path, capsys: pytest.CaptureFixture[str], days_ahead: int) -> None:
+    day = utc_now().astimezone(zone(TZ)).date() + timedelta(days=days_ahead)
+    status, out, err = run_report(capsys, "--date", day.isoformat(), "--site", "s1",
+                                  "--store", f"sqlite:{tmp_path / 'office.sqlite'}")
+    assert (status, out) == (2, "")
+    assert len(err.splitlines()) == 1 and day.isoformat() in err and "future" in err
+
+
+def test_report_command_still_makes_the_zero_report_of_a_quiet_day(
+        day_store: Store, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    db = f"sqlite:{tmp_path / 'office.sqlite'}"
+    status, out, err = run_report(capsys, "--date", "2026-03-25", "--site", "s1", "--store", db)
+    assert (status, err) == (0, "") and "零报告" in out
+    assert run_report(capsys, "--date", "today", "--site", "s2", "--store", db)[0] == 0
+
+
+@pytest.mark.parametrize("how", ["status", "alert"])
+def test_a_site_known_by_a_status_or_an_alert_alone_gets_its_zero_report(
+        store: Store, tmp_path: Path, capsys: pytest.CaptureFixture[str], how: str) -> None:
+    when = at("2026-03-19T01:00:00.000Z")
+    if how == "status":
+        store.record_status("s5", "gate-a", Status(state="online", ts=when), when)
+    else:
+        store.insert_alerts([StoredAlert("s5", "gate-a", Alert(kind="fault", ts=when, detail="cam"), when)])
+    status, out, err = run_report(capsys, "--date", "2026-03-19", "--site", "s5",
+                                  "--store", f"sqlite:{tmp_path / 'office.sqlite'}")
+    assert (status, err) == (0, "") and "零报告" in out and "s5" in out
+
+
+def test_the_future_is_judged_in_the_reports_time_zone(day_store: Store) -> None:
+    now = at("2026-03-19T17:00:00.000Z")  # 01:00 on the 20th in Shanghai, 13:00 on the 19th in New York
+    assert report_refusal(day_store, date(2026, 3, 20), site="s1", tz=TZ, now=now) is None
+    refused = report_refusal(day_store, date(2026, 3, 20), site="s1", tz="America/New_York", now=now)
+    assert refused is not None and "2026-03-20" in refused
+    assert report_refusal(day_store, date(2026, 3, 19), site=None, tz="America/New_York", now=now) is None
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgres"])
+def test_site_reported_counts_entries_statuses_and_alerts(
+        request: pytest.FixtureRequest, tmp_path: Path, kind: str) -> None:
+    with contextlib.ExitStack() as stack:
+        if kind == "sqlite":
+            opened = stack.enter_context(open_store("sqlite", path=tmp_path / "office.sqlite"))
+        else:
+            dsn = stack.enter_context(fresh_database(request.getfixturevalue("postgres_dsn")))
+            opened = stack.enter_context(open_store("postgres", dsn=dsn))
+        when = at("2026-03-19T01:00:00.000Z")
+        assert not any(opened.site_reported(s) for s in ("s1", "s2", "s3", "s4"))
+        insert(opened, [make_entry("s1", "gate-a", 1, "2026-03-19T01:00:00.000Z")])
+        opened.record_status("s2", "gate-a", Status(state="online", ts=when), when)
+        opened.insert_alerts([StoredAlert("s3", "gate-a", Alert(kind="fault", ts=when, detail="x"), when)])
+        opened.purge(at("2026-03-20T00:00:00.000Z"), now=at("2026-03-20T00:00:00.000Z"))
+        assert [opened.site_reported(s) for s in ("s1", "s2", "s3", "s4")] == [True, True, True, False]

@@ -48,7 +48,7 @@ def entry(seq: int, *, site: str = "s1", kiosk: str = "gate-north", ts: datetime
         "temperature": {"skin_c": 35.1, "body_c": 36.6, "ambient_c": 5.2, "samples": 5},
         "health": {"scheme": "token", "status": "green"},
         "pass": {"pid": pid, "cat": "green", "hh": hh} if pid else None,
-        "person": {"ref": ref, "masked": "3701**********123X"} if ref else None,
+        "person": {"ref": ref, "masked": "3701**************"} if ref else None,
         "timing_ms": {"decode": 6.1, "decide": 0.3, "session": 1840.0},
     }
     raw = json.dumps(payload).encode()

@@ -1,4 +1,4 @@
-"""Counting codes that fail their check at one kiosk, to raise a forgery alert and slow brute force."""
+"""Counting failed checks and guessed ID numbers at one kiosk: a forgery alert, and brute force slowed."""
 
 from __future__ import annotations
 
@@ -11,6 +11,12 @@ from kiosk.credentials.verdict import Verdict
 FORGERY_SIGNS = frozenset({Reason.PASS_INVALID, Reason.HEALTH_CODE_INVALID})
 
 
+def is_forgery_sign(verdict: Verdict) -> bool:
+    """A code failing its check, or a well-formed ID number nobody registered (how guessing looks)."""
+    guessed = verdict.kind == "id_number" and Reason.NO_PASS in verdict.reasons
+    return guessed or bool(set(verdict.reasons) & FORGERY_SIGNS)
+
+
 class ForgeryWatch:
     """Failed checks within a sliding window; `limit` of them make an alert and slow the lane down."""
 
@@ -21,14 +27,14 @@ class ForgeryWatch:
 
     def count(self, verdict: Verdict, now: float) -> str | None:
         """Note `verdict` seen at monotonic `now`; the alert's text when this one reaches the limit."""
-        if not set(verdict.reasons) & FORGERY_SIGNS:
+        if not is_forgery_sign(verdict):
             return None
         self._times.append(now)
         while self._times and now - self._times[0] > self.window_s:
             self._times.popleft()
         if len(self._times) != self.limit:
             return None
-        return (f"{len(self._times)} invalid codes in {self.window_s:g} s "
+        return (f"{len(self._times)} invalid codes or unregistered ID numbers in {self.window_s:g} s "
                 f"(last: {verdict.kind} {','.join(verdict.reasons)})")
 
     @property

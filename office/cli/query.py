@@ -24,7 +24,7 @@ from checkpoint.entry import Entry, format_ts, utc_now
 from checkpoint.tomlconfig import ConfigError
 from office.config import DEFAULT_CONFIG, OfficeConfig, load_office_config
 from office.registry import RegistryError, absent_households, import_registry, unknown_passes
-from office.reports.daily import daily_report, zone
+from office.reports.daily import daily_report, report_refusal, zone
 from office.reports.render import FORMATS, render
 from office.store.base import Store, StoreError
 from office.store.opening import open_store
@@ -258,8 +258,12 @@ def _report(args: argparse.Namespace) -> int:
     day = report_day(args.date, ctx.tz)
     if args.format == "png" and args.out is None and sys.stdout.isatty():
         _die("a PNG is not for the terminal: give --out FILE or redirect stdout")
+    now = utc_now()
     with ctx.store() as store:
-        report = daily_report(store, day, site=args.site, tz=ctx.tz)
+        refused = report_refusal(store, day, site=args.site, tz=ctx.tz, now=now)
+        if refused is not None:
+            _die(refused)
+        report = daily_report(store, day, site=args.site, tz=ctx.tz, now=now)
     _write(args, render(report, args.format))
     return 0
 

@@ -316,6 +316,22 @@ def zone(tz: ZoneInfo | str) -> ZoneInfo:
         raise ValueError(f"unknown time zone {tz!r}") from exc
 
 
+def report_refusal(store: Store, day: date, *, site: str | None, tz: ZoneInfo | str,
+                   now: datetime | None = None) -> str | None:
+    """Why a report of `day` would be a false zero report, or None.
+
+    A day that has not begun in `tz` has nothing to report yet, and a site that no kiosk ever sent an
+    entry, status or alert from is most likely a typo: neither is a 零报告.
+    """
+    tz = zone(tz)
+    today = (utc_now() if now is None else now).astimezone(tz).date()
+    if day > today:
+        return f"{day.isoformat()} is in the future in {tz.key} (today is {today.isoformat()}): no report yet"
+    if site is not None and not store.site_reported(site):
+        return f"site {site!r}: no kiosk has ever reported from it (no entry, status or alert stored)"
+    return None
+
+
 def daily_report(store: Store, day: date, *, site: str | None, tz: ZoneInfo | str,
                  now: datetime | None = None) -> DailyReport:
     """Fetch the day's data from the store and build the report (a zero report when nothing happened)."""

@@ -211,6 +211,10 @@ class Store(ABC):
         """Every (site, kiosk) ever heard from (entries or status), sorted."""
 
     @abstractmethod
+    def site_reported(self, site: str) -> bool:
+        """Whether any entry, status or alert from `site` was ever stored (entries purged since count)."""
+
+    @abstractmethod
     def kiosk_states(self, *, site: str | None = None) -> list[KioskState]:
         """The live state of each kiosk that has sent a status (or will), sorted by site and kiosk."""
 

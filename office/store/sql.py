@@ -274,6 +274,12 @@ class SqlStore(Store):
                + self._where_site(site, "SELECT site, kiosk FROM kiosk_status", params))
         return [(s, k) for s, k in self._select(sql + " ORDER BY site, kiosk", params)]
 
+    def site_reported(self, site: str) -> bool:
+        rows = self._select("SELECT 1 FROM kiosk_seq WHERE site = ? UNION ALL SELECT 1 FROM kiosk_status"
+                            " WHERE site = ? UNION ALL SELECT 1 FROM alerts WHERE site = ? LIMIT 1",
+                            (site, site, site))
+        return bool(rows)
+
     def kiosk_states(self, *, site: str | None = None) -> list[KioskState]:
         params: list[Any] = []
         sql = self._where_site(site, "SELECT site, kiosk, state, since, last_seen, backlog, camera,"
