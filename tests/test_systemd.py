@@ -33,6 +33,15 @@ def test_kiosk_unit_settings() -> None:
     assert any(c.startswith("site_hmac_key:") for c in unit["LoadCredential"])
 
 
+def test_kiosk_unit_gives_lgpio_a_writable_working_directory() -> None:
+    """Issue 13, finding 1: started in /, lgpio could not make its notification pipe and the daemon
+    crash-looped."""
+    unit = service("checkpoint-kiosk.service")
+    assert unit["RuntimeDirectory"] == ["checkpoint-kiosk"]
+    assert unit["WorkingDirectory"] == ["/run/checkpoint-kiosk"]
+    assert "LG_WD=/run/checkpoint-kiosk" in unit["Environment"]
+
+
 def test_office_unit_settings() -> None:
     unit = service("checkpoint-office.service")
     assert unit["Type"] == ["notify"] and unit["Restart"] == ["on-failure"]
