@@ -361,6 +361,9 @@ def test_open_attentions_are_bounded_and_the_next_person_is_asked_to_wait(tmp_pa
         said = _said(rig)
         rig.visit(RESIDENT, index=3)
         assert len(rig.results) == 2 and rig.gate.session is None and said == ["wait"]
+        rig.run_for(10)
+        rig.visit(RESIDENT, index=5)  # the next person hears it too, not silence
+        assert len(rig.results) == 2 and said == ["wait", "wait"]
         rig.gate.submit(StaffAck())
         rig.gate.drain()
         rig.visit(RESIDENT, index=4)

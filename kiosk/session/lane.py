@@ -54,6 +54,7 @@ log = logging.getLogger(__name__)
 State = Literal["idle", "collecting", "hold", "cooldown"]
 PRESENCE_POLL_S = 0.25
 HEALTH_POLL_S = 5.0
+WAIT_PROMPT_INTERVAL_S = 5.0
 
 
 class Lane(EventLoop):
@@ -88,7 +89,7 @@ class Lane(EventLoop):
         self.attentions = OpenAttentions(config.gate.max_open_attentions)
         for entry_id in recorder.open_attentions():  # recorded before a restart: the timeout starts anew
             self.attentions.add(entry_id, clock.monotonic() + config.gate.attention_timeout_s)
-        self._asked_to_wait = False
+        self._last_wait = float("-inf")
         self._last_greet = float("-inf")
         self._forgery = ForgeryWatch(limit=config.gate.forgery_limit, window_s=config.gate.forgery_window_s)
         self._next_health_poll = 0.0
@@ -162,9 +163,10 @@ class Lane(EventLoop):
         return True
 
     def _ask_to_wait(self) -> None:
-        """Codes or a person while the lane cannot serve: said once until the lane serves again."""
-        if not self._asked_to_wait:
-            self._asked_to_wait = True
+        """Codes or a person while the lane cannot serve them: "please wait", at most every few seconds."""
+        now = self.clock.monotonic()
+        if now - self._last_wait >= WAIT_PROMPT_INTERVAL_S:
+            self._last_wait = now
             self.act.say("wait")
 
     def _codes(self, event: CodesSeen) -> None:
@@ -377,7 +379,6 @@ class Lane(EventLoop):
         self.state = "idle"
         self.session = None
         self._deadline = None
-        self._asked_to_wait = False
         try:
             self.act.shut()
             self._show_idle()
