@@ -47,6 +47,21 @@ def find_line(text: str, dotted: str) -> int | None:
     return best
 
 
+_EXPECTED = {  # strict types: what a TOML file should say instead
+    "int_type": "an integer, without quotes",
+    "float_type": "a number, without quotes",
+    "bool_type": "true or false, without quotes",
+    "string_type": "a string in quotes",
+}
+MAX_SHOWN = 100
+
+
+def _shown(value: Any) -> str:
+    """The bad value as the error line shows it: short, and without a password from a URL."""
+    text = re.sub(r"(?<=://)[^/\s'\"]*@", "***@", repr(value))
+    return text if len(text) <= MAX_SHOWN else text[: MAX_SHOWN - 1] + "…"
+
+
 def _describe(error: Mapping[str, Any], text: str) -> str:
     loc = tuple(str(p) for p in error["loc"] if not str(p).startswith("function-after"))
     dotted = ".".join(loc) or "(top level)"
@@ -57,8 +72,13 @@ def _describe(error: Mapping[str, Any], text: str) -> str:
         return f"{where}: unknown key {loc[-1]!r}; remove it or check the spelling"
     if kind == "missing":
         return f"{where}: missing; this key is required"
-    message = str(error["msg"]).removeprefix("Value error, ")
-    return f"{where}: got {error.get('input')!r}; expected {message}"
+    message = _EXPECTED.get(kind) or str(error["msg"]).removeprefix("Value error, ")
+    if kind == "is_instance_of" and error.get("ctx", {}).get("class") in ("Path", "PosixPath"):
+        message = "a path in quotes"
+    if kind == "value_error" and isinstance(error.get("input"), Mapping):
+        # A rule across a section's keys: its message names them, and the section itself is noise.
+        return f"{where}: {message}" if loc else message
+    return f"{where}: got {_shown(error.get('input'))}; expected {message}"
 
 
 M = TypeVar("M", bound=BaseModel)

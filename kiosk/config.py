@@ -8,22 +8,33 @@ from datetime import time
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import SplitResult, urlsplit
 
-from pydantic import AfterValidator, Field, field_validator, model_validator
+from pydantic import AfterValidator, Field, ValidationInfo, field_validator, model_validator
 
 from checkpoint.configtypes import (
+    ConfigPath,
     CredentialName,
     Name,
     SecretError,
     Strict,
     TimeZoneName,
     Unique,
+    read_key,
     read_secret,
 )
 from checkpoint.tomlconfig import read_toml_text, resolve_path, validate_toml
 from kiosk.prompts import DEFAULT_PROMPTS
 
-BcmPin = Annotated[int, Field(ge=0, le=27)]
+
+def _check_pin(value: int) -> int:
+    if value <= 3:
+        raise ValueError("GPIO 4 to 27: GPIO 0 and 1 are the HAT ID EEPROM's, 2 and 3 the I2C bus of the "
+                         "thermometer")
+    return value
+
+
+BcmPin = Annotated[int, Field(ge=0, le=27), AfterValidator(_check_pin)]
 Colour = Literal["green", "blue", "red", "pink"]
 Action = Literal["allow", "deny", "attention"]
 
@@ -33,18 +44,18 @@ class SiteConfig(Strict):
     kiosk: Name
     direction: Literal["in", "out", "both"] = "in"
     timezone: TimeZoneName = "Asia/Shanghai"
-    hmac_key_file: Path | None = None
+    hmac_key_file: ConfigPath | None = None
     hmac_key_credential: CredentialName = None
 
     def hmac_key(self) -> bytes | None:
-        """The site HMAC key, from its file or credential."""
-        return read_secret("site.hmac_key", self.hmac_key_file, self.hmac_key_credential)
+        """The site HMAC key, byte for byte, from its owner-only file or its credential."""
+        return read_key("site.hmac_key", self.hmac_key_file, self.hmac_key_credential)
 
 
 class CameraConfig(Strict):
     source: Literal["v4l2", "picamera2", "files"] = "v4l2"
     device: str = "/dev/video0"
-    path: Path | None = None
+    path: ConfigPath | None = None
     loop: bool = True
     width: int = Field(640, ge=160, le=1920)
     height: int = Field(480, ge=120, le=1080)
@@ -101,16 +112,12 @@ class GateConfig(Strict):
 
 
 class LedsConfig(Strict):
+    """The status LEDs; KioskConfig checks that no two devices share a pin."""
+
     green_pin: BcmPin = 5
     red_pin: BcmPin = 6
     amber_pin: BcmPin = 13
     active_high: bool = True
-
-    @model_validator(mode="after")
-    def _distinct(self) -> LedsConfig:
-        if len({self.green_pin, self.red_pin, self.amber_pin}) != 3:
-            raise ValueError("green_pin, red_pin and amber_pin must be different pins")
-        return self
 
 
 class PirConfig(Strict):
@@ -136,9 +143,9 @@ class VoiceConfig(Strict):
         "The PIR greeting is spoken at most this often."))
     speed_wpm: int = Field(150, ge=80, le=450)
     device: str = "default"
-    cache_dir: Path = Path("/var/cache/checkpoint-kiosk/voice")
+    cache_dir: ConfigPath = Path("/var/cache/checkpoint-kiosk/voice")
     prompts: dict[str, Annotated[str, Field(min_length=1, max_length=200)]] = Field(default_factory=dict)
-    files: dict[str, Path] = Field(default_factory=dict)
+    files: dict[str, ConfigPath] = Field(default_factory=dict)
     required: bool = False
 
     @field_validator("prompts", "files")
@@ -159,9 +166,9 @@ class MqttConfig(Strict):
     port: int = Field(1883, ge=0, le=65535)
     local_broker: bool = False
     tls: bool = False
-    ca_file: Path | None = None
+    ca_file: ConfigPath | None = None
     username: str | None = None
-    password_file: Path | None = None
+    password_file: ConfigPath | None = None
     password_credential: CredentialName = None
     keepalive_s: int = Field(30, ge=5, le=600)
     connect_timeout_s: float = Field(3.0, gt=0, le=60)
@@ -219,40 +226,70 @@ class PolicyConfig(Strict):
     household: HouseholdPolicy = HouseholdPolicy()
 
 
-def _check_url(value: str | None) -> str | None:
-    if value is not None and not re.fullmatch(r"https?://[^\s/]+(/\S*)?", value):
-        raise ValueError("an http:// or https:// URL")
+def _url_parts(value: str) -> SplitResult | None:
+    """`value` split into its parts; None for a broken host or port."""
+    try:
+        parts = urlsplit(value)
+        if parts.port == 0:  # `port` raises ValueError when out of range
+            return None
+    except ValueError:
+        return None
+    return parts
+
+
+def _check_url(value: str, *, allow_http: bool) -> str:
+    """What HttpHealthProvider needs of its URL, checked before the daemon starts."""
+    parts = _url_parts(value)
+    if parts is None or not re.fullmatch(r"https?://[^\s/]+(/\S*)?", value) or not parts.hostname:
+        raise ValueError("an https:// URL with a host")
+    if parts.username is not None or parts.password is not None:
+        raise ValueError("a URL without user:password@; give the platform's token in health.http_token_file "
+                         "or health.http_token_credential")
+    if parts.scheme == "http" and not allow_http:
+        raise ValueError("an https:// URL; plain http:// (ID hashes unencrypted) only with "
+                         "health.allow_insecure_http = true")
     return value
 
 
 class PassesConfig(Strict):
-    keys_dir: Path | None = Field(None, description=(
+    keys_dir: ConfigPath | None = Field(None, description=(
         "Office public keys, one <kid>.pub (PEM) each; they sign passes and revocation lists."))
-    registry: Path | None = Field(None, description=(
+    registry: ConfigPath | None = Field(None, description=(
         "The resident registry (SQLite); by default <state_dir>/registry.sqlite."))
     clock_skew_s: int = Field(60, ge=0, le=3600)
 
 
 class CommandsConfig(Strict):
-    keys_dir: Path | None = Field(None, description=(
+    keys_dir: ConfigPath | None = Field(None, description=(
         "Office operators' public keys, one <kid>.pub (PEM) each: signed commands (CKC1) from them are "
         "obeyed. Unset: every command is refused."))
 
 
 class HealthConfig(Strict):
     providers: list[Literal["token", "dcc", "http"]] = Field(["token"])
-    token_keys_dir: Path | None = Field(None, description="Health-authority public keys, one <kid>.pub each.")
+    token_keys_dir: ConfigPath | None = Field(None, description=(
+        "Health-authority public keys, one <kid>.pub each."))
     max_age_s: int = Field(180, ge=10, le=86_400)
     clock_skew_s: int = Field(30, ge=0, le=600)
-    dcc_trust_dir: Path | None = Field(None, description="DSC certificates (PEM or DER), one per file.")
-    http_url: Annotated[str | None, AfterValidator(_check_url)] = None
+    dcc_trust_dir: ConfigPath | None = Field(None, description="DSC certificates (PEM or DER), one per file.")
+    allow_insecure_http: bool = Field(False, description=(
+        "Accept a plain http:// http_url, on purpose: codes and ID hashes then cross the network in clear."))
+    http_url: str | None = None
     http_timeout_s: float = Field(0.8, gt=0, le=10)
     http_cache_s: float = Field(30.0, ge=0, le=3600)
     http_retries: int = Field(1, ge=0, le=5)
-    http_scan_codes: bool = Field(True, description=(
-        "Send unrecognised scanned codes to the platform; false: ID-number lookups only."))
-    http_token_file: Path | None = None
+    http_scan_codes: bool = Field(False, description=(
+        "Also send scanned codes the kiosk does not recognise (any QR text, a shop's menu too) to the "
+        "platform; false: ID-number lookups only."))
+    http_token_file: ConfigPath | None = None
     http_token_credential: CredentialName = None
+
+    @field_validator("http_url")
+    @classmethod
+    def _usable_url(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None:
+            return None
+        return _check_url(value, allow_http=info.data.get("allow_insecure_http") is True)
 
     @model_validator(mode="after")
     def _http_needs_url(self) -> HealthConfig:
@@ -264,11 +301,14 @@ class HealthConfig(Strict):
 
     def http_token(self) -> bytes | None:
         """The bearer token for the health platform, from its file or credential."""
-        return read_secret("health.http_token", self.http_token_file, self.http_token_credential)
+        token = read_secret("health.http_token", self.http_token_file, self.http_token_credential)
+        if token is not None and any(not 0x21 <= b < 0x7F for b in token):
+            raise SecretError("health.http_token: expected printable ASCII without spaces (a bearer token)")
+        return token
 
 
 class StorageConfig(Strict):
-    state_dir: Path = Path("/var/lib/checkpoint-kiosk")
+    state_dir: ConfigPath = Path("/var/lib/checkpoint-kiosk")
     outbox_max_entries: int = Field(1_000_000, ge=1000, le=100_000_000)
     delivered_retention_s: float = Field(7 * 86_400, ge=0, le=365 * 86_400)
     backlog_alert: int = Field(500, ge=1, le=10_000_000)
@@ -296,7 +336,7 @@ class KioskConfig(Strict):
         pins: dict[int, str] = {}
         for key, pin in self._claimed_pins():
             if pin in pins:
-                raise ValueError(f"{key} and {pins[pin]} both use GPIO {pin}")
+                raise ValueError(f"{pins[pin]} and {key} both use GPIO {pin}; give each device its own pin")
             pins[pin] = key
         site = self.site
         if self.hardware == "real" and site.hmac_key_file is None and site.hmac_key_credential is None:
@@ -356,6 +396,7 @@ def _resolve_paths(config: KioskConfig, base: Path) -> KioskConfig:
     passes = config.passes.model_copy(
         update={"keys_dir": fix(config.passes.keys_dir), "registry": fix(config.passes.registry)}
     )
+    commands = config.commands.model_copy(update={"keys_dir": fix(config.commands.keys_dir)})
     health = config.health.model_copy(
         update={
             "token_keys_dir": fix(config.health.token_keys_dir),
@@ -375,24 +416,52 @@ def _resolve_paths(config: KioskConfig, base: Path) -> KioskConfig:
             "site": site,
             "mqtt": mqtt,
             "passes": passes,
+            "commands": commands,
             "health": health,
         }
     )
+
+
+def check_paths(config: KioskConfig) -> list[str]:
+    """Problems with the key directories and the CA file the config names: each must be there."""
+    problems = []
+    for key, path, is_dir, expected in (
+        ("passes.keys_dir", config.passes.keys_dir, True, "a directory of the office's <kid>.pub keys"),
+        ("commands.keys_dir", config.commands.keys_dir, True, "a directory of operators' <kid>.pub keys"),
+        ("health.token_keys_dir", config.health.token_keys_dir, True,
+         "a directory of the health authority's <kid>.pub keys"),
+        ("health.dcc_trust_dir", config.health.dcc_trust_dir, True, "a directory of DCC signer certificates"),
+        ("mqtt.ca_file", config.mqtt.ca_file, False, "the CA certificate (PEM) of the broker's certificate"),
+    ):
+        if path is None:
+            continue
+        if not path.exists():
+            problems.append(f"{key}: {path} does not exist; expected {expected}")
+        elif is_dir and not path.is_dir():
+            problems.append(f"{key}: {path} is not a directory; expected {expected}")
+        elif not is_dir and not path.is_file():
+            problems.append(f"{key}: {path} is not a file; expected {expected}")
+    return problems
 
 
 def check_secrets(config: KioskConfig) -> list[str]:
     """Problems reading the configured secrets; credentials are checked only under systemd."""
     problems = []
     under_systemd = bool(os.environ.get("CREDENTIALS_DIRECTORY"))
-    for key, file, credential in (
-        ("site.hmac_key", config.site.hmac_key_file, config.site.hmac_key_credential),
-        ("mqtt.password", config.mqtt.password_file, config.mqtt.password_credential),
-        ("health.http_token", config.health.http_token_file, config.health.http_token_credential),
+    for key, file, credential, read in (
+        ("site.hmac_key", config.site.hmac_key_file, config.site.hmac_key_credential, read_key),
+        ("mqtt.password", config.mqtt.password_file, config.mqtt.password_credential, read_secret),
     ):
         if file is None and not under_systemd:
             continue
         try:
-            read_secret(key, file, credential)
+            read(key, file, credential)
+        except SecretError as exc:
+            problems.append(str(exc))
+    health = config.health
+    if health.http_token_file is not None or under_systemd:
+        try:
+            health.http_token()
         except SecretError as exc:
             problems.append(str(exc))
     return problems

@@ -10,7 +10,16 @@ from zoneinfo import ZoneInfo
 
 from pydantic import AfterValidator, Field, ValidationInfo, field_validator, model_validator
 
-from checkpoint.configtypes import CredentialName, Name, Strict, TimeZoneName, Unique, read_secret
+from checkpoint.configtypes import (
+    ConfigPath,
+    CredentialName,
+    Name,
+    Strict,
+    TimeZoneName,
+    Unique,
+    read_key,
+    read_secret,
+)
 from checkpoint.tomlconfig import read_toml_text, resolve_path, validate_toml
 
 DEFAULT_CONFIG = Path("/etc/checkpoint-kiosk/office.toml")
@@ -38,10 +47,10 @@ class BrokerSection(Strict):
     host: str = Field("127.0.0.1", min_length=1, max_length=253)
     port: int = Field(1883, ge=1, le=65535)
     username: str | None = Field(None, min_length=1, max_length=128)
-    password_file: Path | None = None
+    password_file: ConfigPath | None = None
     password_credential: CredentialName = None
     tls: bool = False
-    ca_file: Path | None = None
+    ca_file: ConfigPath | None = None
     # Names the persistent session that queues entries while this collector is away. The broker makes
     # every client's id its username (use_username_as_clientid), so with a username it is the username,
     # and each collector needs a username of its own. Set it only for a broker without users.
@@ -78,8 +87,8 @@ class BrokerSection(Strict):
 
 class StoreSection(Strict):
     kind: Literal["sqlite", "postgres"] = "sqlite"
-    path: Path = STATE_DIR / "office.sqlite"
-    dsn_file: Path | None = Field(None, description=(
+    path: ConfigPath = STATE_DIR / "office.sqlite"
+    dsn_file: ConfigPath | None = Field(None, description=(
         "A file holding the DSN: it holds a password, so it is never inline."))
     dsn_credential: CredentialName = None
 
@@ -126,7 +135,7 @@ class ReportSection(Strict):
     time: ClockTime = Field("23:55", description=(
         "Local time of the daily report; from 12:00 on it reports that day, before 12:00 the day before."))
     timezone: TimeZoneName = "Asia/Shanghai"
-    out_dir: Path = STATE_DIR / "reports"
+    out_dir: ConfigPath = STATE_DIR / "reports"
     publish: bool = Field(True, description="Also publish the JSON to checkpoint/v1/{site}/report.")
     formats: Annotated[list[Format], Unique] = Field(default_factory=_default_formats, min_length=1)
 
@@ -146,12 +155,12 @@ class RegistrySection(Strict):
 
 
 class SiteSection(Strict):
-    hmac_key_file: Path | None = None
+    hmac_key_file: ConfigPath | None = None
     hmac_key_credential: CredentialName = None
 
     def hmac_key(self) -> bytes | None:
         """The site HMAC key (what kiosks hash ID numbers with), for `trace --id-number`."""
-        return read_secret("sites.hmac_key", self.hmac_key_file, self.hmac_key_credential)
+        return read_key("sites.hmac_key", self.hmac_key_file, self.hmac_key_credential)
 
 
 class OfficeConfig(Strict):

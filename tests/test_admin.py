@@ -26,7 +26,7 @@ from office.admin import cli as admin
 BIN = Path(sys.executable).parent
 ID_NUMBER = "11010519491231002X"  # the GB 11643 specimen number
 OTHER_ID = "370102198001011237"
-SITE_KEY = b"site-secret-for-tests"
+SITE_KEY = b"site-secret-for-tests, 32 bytes long"
 
 
 def test_keygen_writes_private_0600_and_matching_public(tmp_path: Path) -> None:
@@ -63,7 +63,8 @@ def _office(tmp_path: Path) -> tuple[Path, Path, Path]:
     keys = tmp_path / "keys"
     assert admin.main(["export-pubkeys", str(key), "--out", str(keys)]) == 0
     site = tmp_path / "site.key"
-    site.write_bytes(SITE_KEY + b"\n")
+    site.write_bytes(SITE_KEY)
+    site.chmod(0o600)
     return key, keys, site
 
 

@@ -158,7 +158,8 @@ def test_camera_unplugged_then_back_is_reported_and_recovers(tmp_path: Path) -> 
 def test_run_without_gpio_fails_clearly_and_shut(tmp_path: Path) -> None:
     text = emulated_config(tmp_path).read_text().replace('hardware = "emulated"', 'hardware = "real"')
     key = tmp_path / "site.key"
-    key.write_text("k")
+    key.write_bytes(b"k" * 32)
+    key.chmod(0o600)
     text = text.replace('timezone = "Asia/Shanghai"', f'timezone = "Asia/Shanghai"\nhmac_key_file = "{key}"')
     (tmp_path / "kiosk.toml").write_text(text)
     env = {**os.environ, "GPIOZERO_PIN_FACTORY": "no-such-factory"}

@@ -120,11 +120,12 @@ def test_secret_from_file_and_credentials_dir(tmp_path: Path, monkeypatch: pytes
 
 
 def test_relative_secret_path_resolves_next_to_config(tmp_path: Path) -> None:
-    (tmp_path / "site.key").write_text("k")
+    (tmp_path / "site.key").write_bytes(b"k" * 32)
+    (tmp_path / "site.key").chmod(0o600)
     conf = tmp_path / "kiosk.toml"
     conf.write_text(MINIMAL.replace('kiosk = "k1"', 'kiosk = "k1"\nhmac_key_file = "site.key"'))
     config = load_config(conf)
-    assert config.site.hmac_key() == b"k"
+    assert config.site.hmac_key() == b"k" * 32
     assert check_secrets(config) == []
     (tmp_path / "site.key").unlink()
     assert check_secrets(config) and "site.hmac_key" in check_secrets(config)[0]

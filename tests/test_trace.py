@@ -19,7 +19,7 @@ from office.store.base import Store
 from office.trace import CSV_COLUMNS, EntryNotFound, TraceError, close_contacts, trace, trace_csv
 
 VALID = "11010519491231002X"  # the GB 11643 standard's own example
-KEYS = {"s1": b"site one key", "s2": b"site two key"}
+KEYS = {"s1": b"site one key, 32 bytes or longer.", "s2": b"site two key, 32 bytes or longer."}
 REF1 = idnumber.parse(VALID).person_ref(KEYS["s1"])
 REF2 = idnumber.parse(VALID).person_ref(KEYS["s2"])
 START, END = at("2026-03-19T00:00:00.000Z"), at("2026-03-20T00:00:00.000Z")
@@ -194,8 +194,9 @@ def test_trace_command_id_number_from_stdin(db: str, store: Store, tmp_path: Pat
                                             monkeypatch: pytest.MonkeyPatch,
                                             capsys: pytest.CaptureFixture[str]) -> None:
     key1, key2 = tmp_path / "s1.key", tmp_path / "s2.key"
-    key1.write_bytes(KEYS["s1"])
-    key2.write_bytes(KEYS["s2"])
+    for path, site in ((key1, "s1"), (key2, "s2")):
+        path.write_bytes(KEYS[site])
+        path.chmod(0o600)
     monkeypatch.setattr("sys.stdin", io.StringIO(VALID + "\n"))
     assert query_cli.main(["trace", "--id-number", "-", "--from", "2026-03-19", "--to", "2026-03-20",
                             "--tz", "UTC", "--csv", "--who", "anna", "--site-key", f"s1={key1}",

@@ -50,7 +50,8 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Site:
     run_admin("keygen", str(health))
     run_admin("export-pubkeys", str(office), "--out", str(root / "keys" / "passes"))
     run_admin("export-pubkeys", str(health), "--out", str(root / "keys" / "health"))
-    site_key.write_bytes(b"a site key for the verify tests\n")
+    site_key.write_bytes(b"a site key for the verify tests, 32+ bytes")
+    site_key.chmod(0o600)
     registry = root / "state" / "registry.sqlite"
     run_admin("register-resident", "--db", str(registry), "--site-key", str(site_key),
               "--id-number", REGISTERED, "--household", "9-23-301")

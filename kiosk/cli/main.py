@@ -16,7 +16,7 @@ from checkpoint import __version__
 from checkpoint.configtypes import SecretError
 from checkpoint.systemd import setup_logging
 from checkpoint.tomlconfig import ConfigError
-from kiosk.config import KioskConfig, check_secrets, load_config, load_embedded
+from kiosk.config import KioskConfig, check_paths, check_secrets, load_config, load_embedded
 
 DEFAULT_CONFIG = Path("/etc/checkpoint-kiosk/kiosk.toml")
 EXIT_CONFIG = 2
@@ -33,14 +33,17 @@ def _load(args: argparse.Namespace) -> KioskConfig:
 
 
 def cmd_check_config(path: Path) -> int:
-    """Print OK, or one line per problem naming the key; exit 2 on any problem."""
+    """Print OK, or one line per problem naming the key; exit 2 on any problem.
+
+    Beyond the file itself: the key directories and the CA file it names exist, and its secrets can be read.
+    """
     try:
         config = load_config(path)
     except ConfigError as exc:
         for problem in exc.problems:
             print(f"{path}: {problem}", file=sys.stderr)
         return EXIT_CONFIG
-    problems = check_secrets(config)
+    problems = check_paths(config) + check_secrets(config)
     for problem in problems:
         print(f"{path}: {problem}", file=sys.stderr)
     if problems:

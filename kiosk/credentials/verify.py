@@ -44,7 +44,7 @@ class CredentialVerifier:
         http: HttpHealthProvider | None = None,
         registry: Registry | None = None,
         site_key: bytes | None = None,
-        http_scan_codes: bool = True,
+        http_scan_codes: bool = False,
     ) -> None:
         self.passes, self.token, self.dcc, self.http = passes, token, dcc, http
         self.http_scan_codes = http_scan_codes

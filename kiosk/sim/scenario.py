@@ -5,9 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import ConfigDict, Field, ValidationError, model_validator
+from pydantic import Strict as PydanticStrict
 
 from checkpoint.configtypes import Strict
 from checkpoint.reasons import Colour, HealthStatus, Reason
@@ -45,7 +46,7 @@ class Person(Strict):
     ambient_c: float = Field(22.0, ge=-30, le=60)
     staff: Literal["hold", "press"] | None = None  # what staff do if the kiosk asks for them
     expect: Literal["allow", "deny", "attention"] | None = None
-    expect_reasons: list[Reason] | None = None
+    expect_reasons: list[Annotated[Reason, PydanticStrict(False)]] | None = None  # TOML gives strings
     label: str = ""
 
     @model_validator(mode="after")

@@ -20,7 +20,7 @@ import segno
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from checkpoint import idnumber
-from checkpoint.configtypes import read_secret
+from checkpoint.configtypes import read_key
 from checkpoint.keys import check_kid, kid_for, load_public_key, public_pem
 from checkpoint.passes import issue_pass, mask_name
 from checkpoint.reasons import COLOURS
@@ -103,7 +103,7 @@ def window(nbf: str | None, exp: str | None, days: str | int | None, *, tz: tzin
 
 def site_key(path: Path | None) -> bytes | None:
     """The site HMAC key, read as the kiosk reads `site.hmac_key_file`."""
-    return read_secret("--site-key", path, None) if path is not None else None
+    return read_key("--site-key", path, None) if path is not None else None
 
 
 def person_idh(*, id_number: str | None, idh: str | None, key: bytes | None) -> str | None:

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Literal, NoReturn
 from zoneinfo import ZoneInfo
 
-from checkpoint.configtypes import SecretError, read_secret
+from checkpoint.configtypes import SecretError, read_key
 from checkpoint.entry import Entry, format_ts, utc_now
 from checkpoint.tomlconfig import ConfigError
 from office.config import DEFAULT_CONFIG, OfficeConfig, load_office_config
@@ -213,7 +213,7 @@ def _site_keys(config: OfficeConfig | None, given: list[str]) -> dict[str, bytes
         site, sep, path = item.partition("=")
         if not sep or not site or not path:
             raise UsageError(f"--site-key {item!r}: expected SITE=FILE")
-        key = read_secret(f"--site-key {site}", Path(path), None)
+        key = read_key(f"--site-key {site}", Path(path), None)
         assert key is not None
         keys[site] = key
     return keys

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -33,6 +34,11 @@ class SqliteStore(SqlStore):
         self._closed = False
         self._write_lock = threading.Lock()
         self._read_lock = threading.Lock()
+        if str(path) != ":memory:" and not Path(path).exists():
+            try:
+                os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))  # -wal/-shm inherit the mode
+            except OSError as exc:
+                raise StoreError(f"sqlite {path}: {exc.strerror or exc}") from exc
         self._writer = self._connect(synchronous, busy_timeout_s)
         self._reader: sqlite3.Connection | None = None
         try:
