@@ -58,7 +58,13 @@ class Hardware:
         """The MLX90614 on the configured bus, or on the chip emulator."""
         cfg = self.config.thermometer
         bus: Any = self.emulation.chip if self.emulation is not None else cfg.bus
-        return Mlx90614(bus, address=cfg.address, retries=cfg.retries, settle_reads=cfg.settle_reads)
+        return Mlx90614(
+            bus,
+            address=cfg.address,
+            retries=cfg.retries,
+            settle_reads=cfg.settle_reads,
+            emissivity=cfg.emissivity,
+        )
 
     def camera_source(self) -> FrameSource:
         """A fresh, unopened frame source for the configured camera."""

@@ -3,11 +3,13 @@
 import errno
 import math
 import threading
+from collections.abc import Callable
 from typing import Any, TypedDict
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from mlx_helpers import FakeTime
 from smbus2 import i2c_msg
 
 import drivers.mlx90614 as mlx
@@ -30,10 +32,14 @@ DEVICE = "thermometer mlx90614@0x5a"
 
 class Delays(TypedDict):
     retry_delay_s: float
-    eeprom_write_delay_s: float
+    sleep: Callable[[float], None]
 
 
-FAST = Delays(retry_delay_s=0.0, eeprom_write_delay_s=0.0)
+def no_sleep(seconds: float) -> None:
+    """The driver's waits, skipped."""
+
+
+FAST = Delays(retry_delay_s=0.0, sleep=no_sleep)
 
 
 def make(emu: Mlx90614Emulator, **options: Any) -> Mlx90614:
@@ -168,51 +174,104 @@ def assert_names_device(error: DeviceError, device: str = DEVICE) -> None:
     assert str(error).startswith(device + ": ")
 
 
-def test_eio_is_retried_and_succeeds_within_budget() -> None:
+TRANSIENT = [errno.EIO, errno.EREMOTEIO, errno.ETIMEDOUT]
+NO_ERRORS = {"EIO": 0, "EREMOTEIO": 0, "ETIMEDOUT": 0}
+
+
+@pytest.mark.parametrize("code", TRANSIENT, ids=errno.errorcode.get)
+def test_transient_errno_is_retried_and_succeeds_within_budget(code: int) -> None:
     emu = Mlx90614Emulator(object_c=36.61)
     thermometer = make(emu, retries=3)
     before = emu.transactions
-    emu.inject_eio(3)
+    emu.inject_errno(code, 3)
     assert thermometer.object_c == 36.61
     assert emu.transactions - before == 4
+    assert thermometer.transient_errors == {**NO_ERRORS, errno.errorcode[code]: 3}
 
 
 @pytest.mark.parametrize("retries", [0, 3])
-def test_eio_beyond_budget_is_bus_error(retries: int) -> None:
+@pytest.mark.parametrize("code", TRANSIENT, ids=errno.errorcode.get)
+def test_transient_errno_beyond_budget_is_bus_error(code: int, retries: int) -> None:
     emu = Mlx90614Emulator()
     thermometer = make(emu, retries=retries)
     before = emu.transactions
-    emu.inject_eio(retries + 1)
+    emu.inject_errno(code, retries + 1)
     with pytest.raises(BusError) as caught:
         _ = thermometer.object_c
-    assert caught.value.errno == errno.EIO
+    assert caught.value.errno == code
+    assert f"after {retries + 1} attempt" in caught.value.detail
     assert isinstance(caught.value.__cause__, OSError)
     assert_names_device(caught.value)
     assert emu.transactions - before == retries + 1
+    assert thermometer.transient_errors == {**NO_ERRORS, errno.errorcode[code]: retries + 1}
     assert thermometer.ambient_c == 22.05
 
 
-def test_nack_is_not_retried() -> None:
+NOT_TRANSIENT = [errno.ENXIO, errno.EAGAIN, errno.EBADMSG, errno.EOPNOTSUPP, errno.EINVAL]
+
+
+@pytest.mark.parametrize("code", NOT_TRANSIENT, ids=errno.errorcode.get)
+def test_other_errno_is_not_retried_or_counted(code: int) -> None:
     emu = Mlx90614Emulator()
-    thermometer = make(emu)
+    thermometer = make(emu, retries=3)
     before = emu.transactions
-    emu.inject_nack()
+    emu.inject_errno(code)
     with pytest.raises(BusError) as caught:
         _ = thermometer.object_c
-    assert caught.value.errno == errno.EREMOTEIO
-    assert_names_device(caught.value)
+    assert caught.value.errno == code
+    assert "attempt" not in caught.value.detail
     assert emu.transactions - before == 1
+    assert thermometer.transient_errors == NO_ERRORS
     assert thermometer.object_c == 22.05
+
+
+def test_mixed_transient_errnos_share_one_budget_and_are_counted_apart() -> None:
+    emu = Mlx90614Emulator(object_c=36.61)
+    thermometer = make(emu, retries=3)
+    emu.inject_eio()
+    emu.inject_nack()
+    emu.inject_timeout()
+    assert thermometer.object_c == 36.61
+    emu.inject_nack(2)
+    assert thermometer.object_c == 36.61
+    assert thermometer.transient_errors == {"EIO": 1, "EREMOTEIO": 3, "ETIMEDOUT": 1}
+    other = Mlx90614Emulator()
+    short = make(other, retries=2)
+    other.inject_nack()
+    other.inject_eio()
+    other.inject_timeout()
+    with pytest.raises(BusError) as caught:
+        _ = short.object_c
+    assert caught.value.errno == errno.ETIMEDOUT
+
+
+def test_transient_errors_is_a_snapshot() -> None:
+    thermometer = make(Mlx90614Emulator())
+    counts = thermometer.transient_errors
+    assert counts == NO_ERRORS
+    assert isinstance(counts, dict)
+    counts["EIO"] = 99
+    assert thermometer.transient_errors == NO_ERRORS
+
+
+def test_each_retry_waits_retry_delay() -> None:
+    emu = Mlx90614Emulator(settle_reads=0)
+    clock = FakeTime()
+    thermometer = Mlx90614(emu, settle_reads=0, retries=3, retry_delay_s=0.007, sleep=clock.sleep)
+    emu.inject_nack()
+    emu.inject_timeout()
+    _ = thermometer.object_c
+    assert clock.sleeps == [0.007, 0.007]
 
 
 def test_wrong_address_is_a_nack() -> None:
     emu = Mlx90614Emulator(address=0x5A)
-    thermometer = Mlx90614(emu, address=0x5B, **FAST)
+    thermometer = Mlx90614(emu, address=0x5B, retries=2, **FAST)
     with pytest.raises(BusError) as caught:
         _ = thermometer.object_c
     assert caught.value.errno == errno.EREMOTEIO
     assert_names_device(caught.value, "thermometer mlx90614@0x5b")
-    assert emu.transactions == 1
+    assert emu.transactions == 3
     emu.address = 0x5B
     assert thermometer.object_c == 22.05
 
@@ -316,21 +375,29 @@ def test_emissivity_out_of_range_is_rejected(value: float) -> None:
     assert emu.transactions == 0
 
 
-def test_driver_waits_while_the_eeprom_programs() -> None:
-    busy = Mlx90614Emulator(eeprom_busy_s=0.01)
-    with pytest.raises(BusError):
-        Mlx90614(busy, **FAST).emissivity = 0.9
-    patient = Mlx90614Emulator(eeprom_busy_s=0.01)
-    Mlx90614(patient, retry_delay_s=0.0, eeprom_write_delay_s=0.012).emissivity = 0.9
-    assert patient.eeprom[0x24] == round(0.9 * 65535)
+def test_a_chip_still_programming_nacks_and_the_nack_is_retried() -> None:
+    clock = FakeTime()
+    slow = Mlx90614Emulator(eeprom_busy_s=0.006, clock=clock.monotonic)
+    impatient = Mlx90614(slow, retries=0, eeprom_write_delay_s=0.005, sleep=clock.sleep)
+    with pytest.raises(BusError) as caught:
+        impatient.emissivity = 0.9
+    assert caught.value.errno == errno.EREMOTEIO
+    clock = FakeTime()
+    slow = Mlx90614Emulator(eeprom_busy_s=0.006, clock=clock.monotonic)
+    retrying = Mlx90614(slow, retries=1, retry_delay_s=0.005, eeprom_write_delay_s=0.005, sleep=clock.sleep)
+    retrying.emissivity = 0.9
+    assert slow.eeprom[0x24] == round(0.9 * 65535)
+    assert retrying.transient_errors["EREMOTEIO"] == 2
 
 
-def test_eio_during_eeprom_write_is_retried() -> None:
+@pytest.mark.parametrize("code", TRANSIENT, ids=errno.errorcode.get)
+def test_transient_errno_during_eeprom_write_is_retried(code: int) -> None:
     emu = Mlx90614Emulator()
     thermometer = Mlx90614(emu, **FAST)
-    emu.inject_eio(2)
+    emu.inject_errno(code, 2)
     thermometer.emissivity = 0.5
     assert emu.eeprom[0x24] == round(0.5 * 65535)
+    assert thermometer.transient_errors[errno.errorcode[code]] == 2
 
 
 # lifetime
@@ -381,7 +448,15 @@ def test_missing_bus_is_bus_error() -> None:
 
 @pytest.mark.parametrize(
     "options",
-    [{"address": 0x80}, {"address": -1}, {"retries": -1}, {"settle_reads": -1}, {"retry_delay_s": -1.0}],
+    [
+        {"address": 0x80},
+        {"address": -1},
+        {"retries": -1},
+        {"settle_reads": -1},
+        {"retry_delay_s": -1.0},
+        {"eeprom_write_delay_s": 0.0},
+        {"emissivity": 1.5},
+    ],
 )
 def test_bad_options_are_rejected(options: dict[str, Any]) -> None:
     with pytest.raises(ValueError):

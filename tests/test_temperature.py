@@ -296,7 +296,7 @@ def test_nobody_in_front_of_the_emulated_sensor() -> None:
     ("inject", "error", "text"),
     [
         (Mlx90614Emulator.inject_error_flag, SensorFlagError, "error flag set in object reading"),
-        (Mlx90614Emulator.inject_nack, BusError, "I2C transfer failed"),
+        (lambda emu: emu.inject_nack(4), BusError, "I2C transfer failed after 4 attempts"),
     ],
 )
 def test_emulated_chip_faults_become_sensor_faults(

@@ -7,7 +7,8 @@ import errno
 import os
 import threading
 import time
-from collections.abc import Iterable
+from collections import deque
+from collections.abc import Callable, Iterable
 from types import TracebackType
 from typing import Self
 
@@ -64,13 +65,19 @@ class Mlx90614Emulator:
         object_c: float = 22.05,
         settle_reads: int = 3,
         eeprom_busy_s: float = 0.0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        """Power on: the first `settle_reads` temperature reads are unsettled; EEPROM writes busy the chip."""
+        """Power on: the first `settle_reads` temperature reads are unsettled; EEPROM writes busy the chip.
+
+        For `eeprom_busy_s` after each EEPROM write the chip does not acknowledge its address; `clock`
+        (seconds) measures that, so a test can pair it with the sleep it gives the driver.
+        """
         self.address = address
         self.ambient_c = ambient_c
         self.object_c = object_c
         self.settle_reads = settle_reads
         self.eeprom_busy_s = eeprom_busy_s
+        self.clock = clock
         self.pec = 0
         self.closed = False
         self.transactions = 0
@@ -78,8 +85,10 @@ class Mlx90614Emulator:
         self.eeprom[EEPROM_EMISSIVITY] = 0xFFFF
         self.eeprom[EEPROM_SMBUS_ADDRESS] = address
         self.eeprom_writes: list[tuple[int, int]] = []
+        self.rejected_writes: list[tuple[int, int, int, int]] = []
         self._lock = threading.RLock()
-        self._faults = {"nack": 0, "eio": 0, "bad_pec": 0, "error_flag": 0}
+        self._errnos: deque[int] = deque()
+        self._faults = {"bad_pec": 0, "error_flag": 0, "lost_eeprom_write": 0}
         self._busy_until = 0.0
         self._unsettled = 0
         self.power_cycle()
@@ -109,15 +118,29 @@ class Mlx90614Emulator:
         with self._lock:
             self._unsettled = self.settle_reads
             self._busy_until = 0.0
+            self._errnos.clear()
             self._faults = dict.fromkeys(self._faults, 0)
 
+    def inject_errno(self, code: int, n: int = 1) -> None:
+        """The next `n` transfers to this chip, after those already failing, raise OSError(`code`)."""
+        with self._lock:
+            self._errnos.extend([code] * n)
+
     def inject_nack(self, n: int = 1) -> None:
-        """The next `n` transfers to this chip fail with OSError(121, remote I/O error)."""
-        self._inject("nack", n)
+        """The next `n` transfers fail with OSError(121, EREMOTEIO): how a Pi's controller reports a NACK."""
+        self.inject_errno(errno.EREMOTEIO, n)
 
     def inject_eio(self, n: int = 1) -> None:
         """The next `n` transfers to this chip fail with OSError(5, EIO), the Pi's clock-stretching bug."""
-        self._inject("eio", n)
+        self.inject_errno(errno.EIO, n)
+
+    def inject_timeout(self, n: int = 1) -> None:
+        """The next `n` transfers fail with OSError(110, ETIMEDOUT): the controller gave up on the bus."""
+        self.inject_errno(errno.ETIMEDOUT, n)
+
+    def inject_lost_eeprom_write(self, n: int = 1) -> None:
+        """The next `n` EEPROM writes are acknowledged but leave the cell as it was (a worn-out cell)."""
+        self._inject("lost_eeprom_write", n)
 
     def inject_bad_pec(self, n: int = 1) -> None:
         """The next `n` read words carry a corrupted PEC byte."""
@@ -177,11 +200,9 @@ class Mlx90614Emulator:
             raise _bus_error(errno.EBADF)
         if any(address != self.address for address in addresses):
             raise _bus_error(errno.EREMOTEIO)
-        if self._take("nack"):
-            raise _bus_error(errno.EREMOTEIO)
-        if self._take("eio"):
-            raise _bus_error(errno.EIO)
-        if time.monotonic() < self._busy_until:
+        if self._errnos:
+            raise _bus_error(self._errnos.popleft())
+        if self.clock() < self._busy_until:
             # While programming EEPROM the chip does not acknowledge its address.
             raise _bus_error(errno.EREMOTEIO)
 
@@ -213,13 +234,16 @@ class Mlx90614Emulator:
 
     def _write(self, command: int, lsb: int, msb: int, pec: int) -> None:
         if pec != _pec([self.address << 1, command, lsb, msb]):
+            self.rejected_writes.append((command, lsb, msb, pec))
             return  # the chip discards a write whose PEC does not match
         if not 0x20 <= command < 0x40:
             if command < 0x20:
                 return  # RAM is read-only
             raise _bus_error(errno.EREMOTEIO)
         value = lsb | msb << 8
+        self.eeprom_writes.append((command, value))
+        self._busy_until = self.clock() + self.eeprom_busy_s
+        if self._take("lost_eeprom_write"):
+            return
         # Writing 0 erases the cell; programming can only add 1 bits, so an unerased cell keeps old bits.
         self.eeprom[command] = 0 if value == 0 else self.eeprom[command] | value
-        self.eeprom_writes.append((command, value))
-        self._busy_until = time.monotonic() + self.eeprom_busy_s
