@@ -7,9 +7,9 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from gpiozero import Button, GPIOZeroError
+from gpiozero import Button
 
-from drivers.base import Device, call_safely
+from drivers.base import Device, call_safely, claiming
 from drivers.errors import DeviceError
 
 log = logging.getLogger(__name__)
@@ -47,7 +47,7 @@ class StaffButton(Device):
         self._lock = threading.Lock()
         self._pressed = False
         self._held = False
-        try:
+        with claiming(self.device, ButtonError):
             self._button: Any = Button(
                 pin,
                 pull_up=pull_up,
@@ -56,8 +56,6 @@ class StaffButton(Device):
                 hold_repeat=False,
                 pin_factory=pin_factory,
             )
-        except GPIOZeroError as err:
-            raise ButtonError(self.device, f"cannot claim the pin: {err}") from err
         self._button.when_pressed = self._on_pressed
         self._button.when_held = self._on_held
         self._button.when_released = self._on_released

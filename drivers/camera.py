@@ -152,6 +152,26 @@ class V4l2Source(SourceBase):
             cap.release()
 
 
+def picamera2_import_problem(exc: ImportError) -> str:
+    """What a failed `import picamera2` says is missing, and where it comes from, on one line.
+
+    libcamera's Python bindings exist only as an apt package, so a virtualenv sees them (and apt's
+    picamera2) only when it was made with --system-site-packages.
+    """
+    venv = "the virtualenv must be made with --system-site-packages to see apt's packages"
+    if exc.name == "picamera2":
+        return f"picamera2 is not installed: apt install python3-picamera2, and {venv} (scripts/bootstrap pi)"
+    if exc.name == "libcamera":
+        return (
+            "libcamera's Python bindings are missing (No module named 'libcamera'): they come only from "
+            f"apt's python3-libcamera (pulled in by python3-picamera2), and {venv} (scripts/bootstrap pi)"
+        )
+    detail = " ".join(str(exc).split())
+    if exc.name:
+        return f"picamera2 cannot be imported: {detail}: apt install python3-picamera2, and {venv}"
+    return f"picamera2 cannot be imported: {detail}"
+
+
 class Picamera2Source(SourceBase):
     """A Raspberry Pi camera through picamera2, reading the Y plane of a YUV420 stream as the gray frame."""
 
@@ -170,9 +190,7 @@ class Picamera2Source(SourceBase):
         try:
             from picamera2 import Picamera2
         except ImportError as exc:
-            raise CameraError(
-                self.name, "picamera2 is not installed (apt install python3-picamera2, or the [pi] extra)"
-            ) from exc
+            raise CameraError(self.name, picamera2_import_problem(exc)) from exc
         frame_us = round(1_000_000 / self.fps)
         try:
             cam = Picamera2(self.camera_num)

@@ -8,9 +8,9 @@ from enum import StrEnum
 from itertools import cycle
 from typing import Any
 
-from gpiozero import GPIOZeroError, LEDBoard
+from gpiozero import LEDBoard
 
-from drivers.base import Device
+from drivers.base import Device, claiming
 from drivers.errors import DeviceError
 
 LIT, DARK = "#", "."
@@ -111,7 +111,7 @@ class StatusLeds(Device):
         self._step_s = step_s
         self._lock = threading.Lock()
         self._pattern = "off"
-        try:
+        with claiming(self.device, LedError, "the pins"):
             self._board: Any = LEDBoard(
                 green=green,
                 red=red,
@@ -122,8 +122,6 @@ class StatusLeds(Device):
                 _order=_COLOURS,
                 pin_factory=pin_factory,
             )
-        except GPIOZeroError as err:
-            raise LedError(self.device, f"cannot claim the pins: {err}") from err
         self._closed = False
 
     def __repr__(self) -> str:

@@ -6,9 +6,9 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from gpiozero import GPIOZeroError, MotionSensor
+from gpiozero import MotionSensor
 
-from drivers.base import Device, call_safely
+from drivers.base import Device, call_safely, claiming
 from drivers.errors import DeviceError
 
 log = logging.getLogger(__name__)
@@ -45,7 +45,7 @@ class Pir(Device):
         self.device = f"pir on pin {pin}"
         self._when_motion: Callback | None = None
         self._when_no_motion: Callback | None = None
-        try:
+        with claiming(self.device, PirError):
             self._sensor: Any = MotionSensor(
                 pin,
                 pull_up=pull_up,
@@ -54,8 +54,6 @@ class Pir(Device):
                 threshold=threshold,
                 pin_factory=pin_factory,
             )
-        except GPIOZeroError as err:
-            raise PirError(self.device, f"cannot claim the pin: {err}") from err
         self._sensor.when_motion = self._on_motion
         self._sensor.when_no_motion = self._on_no_motion
         self._closed = False

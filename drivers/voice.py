@@ -24,6 +24,8 @@ RENDER_TIMEOUT_S = 30.0
 JOIN_TIMEOUT_S = 5.0
 MIN_SPEED_WPM = 80
 MAX_SPEED_WPM = 450
+SILENCE_KEY = "(silence)"  # the key the output check plays under; no prompt has it
+SILENCE_S = 0.1
 # Bump when the rendering command changes, so stale cached WAVs are not reused.
 _CACHE_FORMAT = "espeak-ng-wav-1"
 
@@ -91,7 +93,7 @@ class AplaySink:
                 stopped = self._kill_at is not None
                 self._kill_at = None
         if proc.returncode != 0 and not stopped:
-            detail = stderr.decode(errors="replace").strip() or "no message"
+            detail = alsa_summary(stderr.decode(errors="replace")) or "no message"
             raise VoiceError(
                 DEVICE, f"aplay on {self.device!r} exited {proc.returncode} playing prompt {key!r}: {detail}"
             )
@@ -122,6 +124,22 @@ class AplaySink:
                     kill_at = self._kill_at
                 if kill_at is not None and time.monotonic() >= kill_at:
                     proc.kill()
+
+
+def alsa_summary(stderr: str) -> str:
+    """aplay's stderr on one line: its own messages, after the last of ALSA's (which says what failed)."""
+    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
+    alsa = [line for line in lines if line.startswith("ALSA lib ")]
+    return "; ".join(alsa[-1:] + [line for line in lines if not line.startswith("ALSA lib ")])
+
+
+def write_silence(path: Path, seconds: float, *, rate: int = 16000) -> None:
+    """Write `seconds` of silence as a 16-bit mono PCM WAV."""
+    with wave.open(str(path), "wb") as wav:
+        wav.setnchannels(1)
+        wav.setsampwidth(2)
+        wav.setframerate(rate)
+        wav.writeframes(b"\0\0" * max(round(seconds * rate), 1))
 
 
 def cache_name(text: str, *, voice: str, speed_wpm: int) -> str:
@@ -201,6 +219,32 @@ class Voice(Device):
         for key in self._prompts:
             self._wav(key)
 
+    def check_output(self, seconds: float = SILENCE_S) -> None:
+        """Play `seconds` of silence through the sink now, as a prompt would be played.
+
+        This opens the audio device: VoiceError if it cannot (no sound card, a wrong `device`, no
+        permission). Waits for a prompt that is playing to end first; a prompt said meanwhile cuts the
+        silence short and plays after it.
+        """
+        path = self.cache_dir / f"silence-{round(seconds * 1000)}ms.wav"
+        try:
+            self.cache_dir.mkdir(parents=True, exist_ok=True)
+            if not path.is_file():
+                write_silence(path, seconds)
+        except OSError as err:
+            raise VoiceError(DEVICE, f"cannot write a test sound to {path}: {err}") from err
+        with self._cond:
+            self._cond.wait_for(lambda: self._closed or (not self._busy and self._pending is None))
+            if self._closed:
+                raise VoiceError(DEVICE, "device is closed")
+            self._busy = True
+        try:
+            self._sink.play(path, key=SILENCE_KEY, text="")
+        finally:
+            with self._cond:
+                self._busy = False
+                self._cond.notify_all()
+
     def say(self, key: str) -> None:
         """Queue `key`, interrupting whatever is playing; an unknown key is logged, never raised."""
         if key not in self._prompts:
@@ -242,7 +286,8 @@ class Voice(Device):
     def _run(self) -> None:
         while True:
             with self._cond:
-                self._cond.wait_for(lambda: self._closed or self._pending is not None)
+                # Not while busy: check_output() may be playing through the sink from another thread.
+                self._cond.wait_for(lambda: self._closed or (self._pending is not None and not self._busy))
                 if self._closed:
                     return
                 key = self._pending

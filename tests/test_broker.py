@@ -55,3 +55,11 @@ def test_mosquitto_goes_when_its_parent_is_killed() -> None:
         parent.kill()
         parent.wait(10)
     wait_for(lambda: not running(pid), 10, "mosquitto to exit with its parent")
+
+
+def test_mosquitto_is_found_outside_an_ordinary_users_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Seen on a fresh arm64 Debian: as a user without /usr/sbin on PATH, `kiosk simulate` found no
+    mosquitto."""
+    monkeypatch.setenv("PATH", "/usr/local/bin:/usr/bin:/bin")
+    with LocalBroker() as broker:
+        probe_broker(broker.host, broker.port, timeout_s=5)  # raises BrokerError if it cannot connect

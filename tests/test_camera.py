@@ -403,6 +403,47 @@ def test_picamera2_missing_gives_clear_error(monkeypatch: pytest.MonkeyPatch) ->
     with pytest.raises(CameraError, match="picamera2 is not installed") as caught:
         Picamera2Source(width=W, height=H, fps=15).open()
     assert caught.value.device == "camera picamera2:0"
+    assert "python3-picamera2" in str(caught.value) and "--system-site-packages" in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("failure", "says", "never"),
+    [
+        pytest.param(
+            "raise ModuleNotFoundError(\"No module named 'libcamera'\", name='libcamera')",
+            ["libcamera", "python3-libcamera", "apt", "--system-site-packages"],
+            "picamera2 is not installed",
+            id="libcamera bindings missing (a venv without system site packages)",
+        ),
+        pytest.param(
+            "raise ModuleNotFoundError(\"No module named 'simplejpeg'\", name='simplejpeg')",
+            ["picamera2 cannot be imported", "simplejpeg", "python3-picamera2"],
+            "picamera2 is not installed",
+            id="another dependency of picamera2 missing",
+        ),
+        pytest.param(
+            "raise ImportError('numpy.core.multiarray failed to import')",
+            ["picamera2 cannot be imported", "numpy.core.multiarray failed to import"],
+            "picamera2 is not installed",
+            id="picamera2 fails inside its own import",
+        ),
+    ],
+)
+def test_picamera2_import_failure_says_what_is_missing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, failure: str, says: list[str], never: str
+) -> None:
+    package = tmp_path / "site" / "picamera2"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text(failure + "\n")
+    monkeypatch.syspath_prepend(str(package.parent))
+    monkeypatch.delitem(sys.modules, "picamera2", raising=False)
+    with pytest.raises(CameraError) as caught:
+        Picamera2Source(width=W, height=H, fps=15).open()
+    message = str(caught.value)
+    assert caught.value.device == "camera picamera2:0"
+    assert all(part in message for part in says), message
+    assert never not in message
+    assert "\n" not in message
 
 
 def test_picamera2_takes_y_plane_without_stride_padding(monkeypatch: pytest.MonkeyPatch) -> None:

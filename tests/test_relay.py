@@ -125,6 +125,7 @@ def test_close_leaves_the_gate_shut_and_is_idempotent(
     relay.close()
     assert time.monotonic() - started < 1.0
     assert pin.state is inactive
+    assert pin.function == "output"  # still driven inactive, not handed back as a floating input
     assert relay.closed
     relay.close()
     assert pin.state is inactive

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import stat
 from pathlib import Path
 
 import pytest
 
+from drivers.relay import GateRelay
+from drivers.voice import SILENCE_KEY, AplaySink, AudioSink
 from kiosk import sim
 from kiosk.cli import main as cli
 from kiosk.cli.check import run_self_test
@@ -100,3 +103,66 @@ def test_disabled_devices_say_so(tmp_path: Path) -> None:
     found = lines(load_config(path))
     assert found["pir"] == "pir disabled"
     assert found["button"] == "button disabled"
+
+
+def stand_in_aplay(tmp_path: Path) -> str:
+    """An aplay that behaves as aplay does on a Pi without a sound card: ALSA's lines, then exit 1."""
+    path = tmp_path / "aplay"
+    path.write_text(
+        "#!/bin/sh\n"
+        "echo \"ALSA lib confmisc.c:855:(parse_card) cannot find card '0'\" >&2\n"
+        "echo 'ALSA lib pcm.c:2666:(snd_pcm_open_noupdate) Unknown PCM default' >&2\n"
+        "echo 'aplay: main:831: audio open error: No such file or directory' >&2\n"
+        "exit 1\n"
+    )
+    path.chmod(path.stat().st_mode | stat.S_IXUSR)
+    return str(path)
+
+
+class NoSoundCard(Hardware):
+    """Emulated devices, except that the voice plays through aplay on a Pi with no sound card."""
+
+    aplay = "aplay"
+
+    def audio_sink(self) -> AudioSink:
+        return AplaySink(device=self.config.voice.device, aplay=self.aplay)
+
+
+def test_voice_check_plays_silence_on_the_emulated_sink() -> None:
+    config = load_embedded()
+    hardware = Hardware(config, emulation=Emulation())
+    assert hardware.emulation is not None
+    voice = {r.device: r for r in run_self_test(config, hardware=hardware)}["voice"]
+    assert voice.ok and voice.line.startswith("voice ok ")
+    assert hardware.emulation.sink.said() == [SILENCE_KEY]
+
+
+@pytest.mark.parametrize("required", [False, True])
+def test_voice_check_fails_when_the_audio_device_cannot_be_opened(tmp_path: Path, required: bool) -> None:
+    path = sim_config(tmp_path, **{"[voice]\n": f"[voice]\nrequired = {str(required).lower()}\n"})
+    config = load_config(path)
+    hardware = NoSoundCard(config, emulation=Emulation())
+    hardware.aplay = stand_in_aplay(tmp_path)
+    voice = {r.device: r for r in run_self_test(config, hardware=hardware)}["voice"]
+    assert not voice.ok and voice.required is required
+    assert voice.line.startswith("voice failed: ")
+    assert "'default'" in voice.line and "audio open error: No such file or directory" in voice.line
+    assert "\n" not in voice.line
+    assert voice.line.endswith("(optional)") is not required
+
+
+
+class RelayOnAtStart(Hardware):
+    """Emulated hardware whose relay comes up energised, as a wrong `active_high` would make it."""
+
+    def relay(self) -> GateRelay:
+        cfg = self.config.gate
+        return GateRelay(
+            cfg.relay_pin, active_high=cfg.active_high, initial_value=True, pin_factory=self.pin_factory
+        )
+
+
+def test_a_relay_energised_at_start_is_reported_in_plain_words() -> None:
+    config = load_embedded()
+    gate = {r.device: r for r in run_self_test(config, hardware=RelayOnAtStart(config))}["gate"]
+    assert gate.line == "gate failed: relay energised at start; check active_high and the relay board"

@@ -18,7 +18,7 @@ from polling import wait_until
 
 from drivers.emulated.voice import RecordingSink, wav_duration
 from drivers.errors import DeviceError
-from drivers.voice import AplaySink, Voice, VoiceError, cache_name
+from drivers.voice import SILENCE_KEY, AplaySink, Voice, VoiceError, cache_name
 
 ESPEAK = shutil.which("espeak-ng")
 APLAY = shutil.which("aplay")
@@ -468,6 +468,39 @@ def test_aplay_failure_raises_voice_error(tmp_path: Path) -> None:
     with pytest.raises(VoiceError, match="exited 1 playing prompt 'beep'") as info:
         sink.play(beep, key="beep", text="嘀")
     assert "Unknown PCM no_such_pcm_device" in str(info.value)  # aplay's own message is kept
+
+
+# --- the output check (kiosk check): the audio device must open -----------------------------------
+
+
+def test_check_output_plays_a_short_silence_through_the_sink(wav_voice: Voice, sink: RecordingSink) -> None:
+    wav_voice.check_output()
+    played = sink.utterances[-1]
+    assert played.key == SILENCE_KEY and played.completed
+    with wave.open(str(played.wav), "rb") as wav:
+        assert 0 < wav.getnframes() / wav.getframerate() <= 0.25
+        assert set(wav.readframes(wav.getnframes())) == {0}
+    wav_voice.say("short")  # the worker still plays prompts afterwards
+    assert sink.wait_for(2, 5.0) and sink.said()[-1] == "short"
+
+
+@needs_aplay
+def test_check_output_fails_on_a_card_that_is_not_there(tmp_path: Path) -> None:
+    sink = AplaySink(device="hw:CARD=NoSuchCheckpointCard")
+    with (
+        Voice(prompts={"beep": "嘀"}, cache_dir=tmp_path, sink=sink) as voice,
+        pytest.raises(VoiceError) as info,
+    ):
+        voice.check_output()
+    message = str(info.value)
+    assert "hw:CARD=NoSuchCheckpointCard" in message and "audio open error" in message
+    assert "\n" not in message
+
+
+@needs_aplay
+def test_check_output_passes_on_alsa_null_device(tmp_path: Path) -> None:
+    with Voice(prompts={"beep": "嘀"}, cache_dir=tmp_path, sink=AplaySink(device="null")) as voice:
+        voice.check_output()
 
 
 def test_missing_aplay_raises_voice_error(tmp_path: Path) -> None:

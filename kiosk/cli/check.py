@@ -9,12 +9,18 @@ from dataclasses import dataclass
 
 from checkpoint.configtypes import SecretError
 from drivers import camera as camera_driver
+from drivers.base import describe_gpio_error
+from drivers.errors import DeviceError
 from drivers.leds import StatusLeds
 from kiosk.config import KioskConfig
 from kiosk.hardware import Hardware
 from kiosk.mqtt.local_broker import BrokerError, LocalBroker, probe_broker
 
 log = logging.getLogger(__name__)
+
+
+class CheckFailed(Exception):
+    """A device answered, but wrongly: the message says what to check."""
 
 
 @dataclass(frozen=True)
@@ -34,13 +40,20 @@ class CheckResult:
         return f"{self.device} {self.detail}{suffix}"
 
 
-def _check(device: str, required: bool, probe: Callable[[], str], fail_word: str = "failed") -> CheckResult:
-    """Run `probe`; any exception becomes a failed result naming the device, never a crash."""
+def _check(
+    device: str, required: bool, probe: Callable[[], str], fail_word: str = "failed", *, gpio: bool = False
+) -> CheckResult:
+    """Run `probe`; any exception becomes a failed result naming the device, never a crash.
+
+    With `gpio`, an error the driver did not wrap (one from the pin library) says what to check.
+    """
     try:
         detail = probe()
     except Exception as exc:
         log.debug("%s self-test failed", device, exc_info=True)
-        return CheckResult(device, False, f"{fail_word}: {exc}", required)
+        plain = isinstance(exc, DeviceError | CheckFailed)
+        reason = describe_gpio_error(exc) if gpio and not plain else str(exc)
+        return CheckResult(device, False, f"{fail_word}: {reason}", required)
     return CheckResult(device, True, detail, required)
 
 
@@ -57,7 +70,7 @@ def _thermometer(hw: Hardware) -> str:
 def _gate(hw: Hardware) -> str:
     with hw.relay() as relay:
         if relay.is_open:
-            raise RuntimeError("relay energised at start; check active_high and the relay board")
+            raise CheckFailed("relay energised at start; check active_high and the relay board")
     return "ok"
 
 
@@ -83,7 +96,7 @@ def _button(hw: Hardware) -> str:
         return "disabled"
     with button:
         if button.is_pressed:
-            raise RuntimeError("reads pressed at start; check the wiring and pull_up")
+            raise CheckFailed("reads pressed at start; check the wiring and pull_up")
     return "ok"
 
 
@@ -92,9 +105,11 @@ def _voice(hw: Hardware) -> str:
     if not cfg.enabled:
         return "disabled"
     with hw.voice() as voice:
+        voice.check_output()  # opens the audio device, as the daemon does for every prompt
         voice.prepare()
         count = len(voice.keys)
-    return f"ok {count} prompts ({cfg.voice})"
+    emulated = " (emulated)" if hw.emulated else ""
+    return f"ok {count} prompts ({cfg.voice}), audio out {cfg.device}{emulated}"
 
 
 def _broker(hw: Hardware) -> str:
@@ -119,10 +134,10 @@ def run_self_test(config: KioskConfig, *, hardware: Hardware | None = None) -> l
     return [
         _check("camera", config.camera.required, lambda: _camera(hw)),
         _check("thermometer", config.thermometer.required, lambda: _thermometer(hw)),
-        _check("gate", True, lambda: _gate(hw)),
-        _check("leds", True, lambda: _leds(hw)),
-        _check("pir", False, lambda: _pir(hw)),
-        _check("button", config.button.enabled, lambda: _button(hw)),
+        _check("gate", True, lambda: _gate(hw), gpio=True),
+        _check("leds", True, lambda: _leds(hw), gpio=True),
+        _check("pir", False, lambda: _pir(hw), gpio=True),
+        _check("button", config.button.enabled, lambda: _button(hw), gpio=True),
         _check("voice", config.voice.required, lambda: _voice(hw)),
         _check("broker", config.mqtt.required, lambda: _broker(hw), fail_word="unreachable"),
     ]

@@ -80,7 +80,8 @@ class LocalBroker:
 
     def start(self) -> LocalBroker:
         """Start mosquitto and wait until it accepts connections."""
-        exe = shutil.which(self._mosquitto)
+        # Debian installs mosquitto in /usr/sbin, which an ordinary user's PATH leaves out.
+        exe = shutil.which(self._mosquitto) or shutil.which(self._mosquitto, path="/usr/sbin:/sbin")
         if exe is None:
             raise BrokerError(f"{self._mosquitto} not found; install the mosquitto package")
         if self._proc is not None:
