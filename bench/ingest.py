@@ -185,7 +185,7 @@ def collector_config(directory: Path, broker: LocalBroker, *, client_id: str = "
                      store: str = "sqlite", db: Path | None = None, dsn: str | None = None,
                      batch_size: int = 500, batch_ms: int = 50, shared: bool = True, writer: str = "process",
                      extra: str = "") -> Path:
-    """A collector config for a local broker; returns its path."""
+    """An ingest-only office config for a local broker; returns its path."""
     directory.mkdir(parents=True, exist_ok=True)
     if store == "postgres":
         (directory / "dsn").write_text(dsn or "", encoding="utf-8")
@@ -196,6 +196,7 @@ def collector_config(directory: Path, broker: LocalBroker, *, client_id: str = "
             f"reconnect_min_s = 1\nreconnect_max_s = 1\n\n[store]\n{store_lines}\n\n"
             f"[ingest]\nbatch_size = {batch_size}\nbatch_ms = {batch_ms}\nshared = {str(shared).lower()}\n"
             f'writer = "{writer}"\n\n'
+            "[web]\nenabled = false  # several collectors on one host: ingest only\n\n"
             f'[report]\nout_dir = "{directory / "reports"}"\npublish = false\n{extra}')
     path = directory / f"{client_id}.toml"
     path.write_text(text, encoding="utf-8")

@@ -107,6 +107,7 @@ class StoreSection(Strict):
 
 
 class IngestSection(Strict):
+    enabled: bool = Field(True, description="Run MQTT ingest, the daily report and the purge here.")
     group: str = Field("collectors", pattern=r"^[A-Za-z0-9_-]{1,64}$", description=(
         "The MQTT v5 shared-subscription ($share) group."))
     # false: plain subscriptions, every collector gets every entry (one collector, or a hot standby on the
@@ -163,6 +164,36 @@ class SiteSection(Strict):
         return read_key("sites.hmac_key", self.hmac_key_file, self.hmac_key_credential)
 
 
+class WebSection(Strict):
+    enabled: bool = True
+    host: str = Field("127.0.0.1", min_length=1, max_length=253)
+    port: int = Field(8080, ge=1, le=65535)
+    # Signs the session cookies. Unset: a random key per start, so a restart signs everyone out and
+    # several web processes cannot share sessions.
+    session_key_file: ConfigPath | None = None
+    session_key_credential: CredentialName = None
+    session_hours: int = Field(12, ge=1, le=24 * 30)
+    tls_certfile: ConfigPath | None = None
+    tls_keyfile: ConfigPath | None = None
+    silent_after_s: int = Field(120, ge=10, le=86_400, description=(
+        "A kiosk not heard from for this long shows grey (kiosks send a heartbeat every 30 s)."))
+
+    @model_validator(mode="after")
+    def _tls_needs_both(self) -> WebSection:
+        if (self.tls_certfile is None) != (self.tls_keyfile is None):
+            raise ValueError("web.tls_certfile and web.tls_keyfile go together")
+        return self
+
+    @property
+    def tls(self) -> bool:
+        """Whether the app itself serves HTTPS (else plain HTTP, or TLS ends at a reverse proxy)."""
+        return self.tls_certfile is not None
+
+    def session_key(self) -> bytes | None:
+        """The session-signing key from its file or credential; None when neither is set."""
+        return read_key("web.session_key", self.session_key_file, self.session_key_credential)
+
+
 class OfficeConfig(Strict):
     broker: BrokerSection = BrokerSection()
     store: StoreSection = StoreSection()
@@ -171,6 +202,13 @@ class OfficeConfig(Strict):
     retention: RetentionSection = RetentionSection()
     registry: RegistrySection = RegistrySection()
     sites: dict[Name, SiteSection] = Field(default_factory=dict)
+    web: WebSection = WebSection()
+
+    @model_validator(mode="after")
+    def _something_to_run(self) -> OfficeConfig:
+        if not self.ingest.enabled and not self.web.enabled:
+            raise ValueError("ingest.enabled and web.enabled are both false: nothing to run")
+        return self
 
 
 def parse_collector_config(text: str, *, source: str = "<config>", base_dir: Path | None = None
@@ -198,4 +236,8 @@ def _resolve_paths(config: OfficeConfig, base: Path) -> OfficeConfig:
     report = config.report.model_copy(update={"out_dir": fix(config.report.out_dir)})
     sites = {name: site.model_copy(update={"hmac_key_file": fix(site.hmac_key_file)})
              for name, site in config.sites.items()}
-    return config.model_copy(update={"broker": broker, "store": store, "report": report, "sites": sites})
+    web = config.web.model_copy(update={"session_key_file": fix(config.web.session_key_file),
+                                        "tls_certfile": fix(config.web.tls_certfile),
+                                        "tls_keyfile": fix(config.web.tls_keyfile)})
+    return config.model_copy(update={"broker": broker, "store": store, "report": report, "sites": sites,
+                                     "web": web})

@@ -405,3 +405,34 @@ def test_text_times_are_utc_fixed_width_and_sort_as_time(moment: datetime) -> No
     later = to_text_time(moment + timedelta(microseconds=1))
     assert later > text
     assert check_aware(moment) == moment and check_aware(moment).utcoffset() == timedelta(0)
+
+
+def test_users_are_added_once_changed_and_audited_in_one_transaction(store: Store) -> None:
+    assert store.add_user("wang", "guard", "$argon2id$h1", by="cli:root", at=T0)
+    assert not store.add_user("wang", "admin", "$argon2id$h2", by="cli:root", at=T0)
+    assert store.user("nobody") is None
+    later = T0 + timedelta(minutes=5)
+    assert store.update_user("wang", by="cli:root", at=later, password_hash="$argon2id$h3", role="office")
+    assert store.update_user("wang", by="admin", at=later + timedelta(seconds=1), disabled=True)
+    assert not store.update_user("nobody", by="cli:root", at=later, disabled=True)
+    wang = store.user("wang")
+    assert wang is not None
+    assert (wang.role, wang.password_hash, wang.disabled) == ("office", "$argon2id$h3", True)
+    assert (wang.created, wang.updated) == (T0, later + timedelta(seconds=1))
+    assert [u.name for u in store.users()] == ["wang"]
+    assert [(a.who, a.action, a.detail) for a in store.audit_log()] == [
+        ("admin", "user.disable", "wang"),
+        ("cli:root", "user.role", "wang role=office"),
+        ("cli:root", "user.passwd", "wang"),
+        ("cli:root", "user.add", "wang role=guard"),
+    ]
+    with pytest.raises(ValueError, match="role"):
+        store.add_user("li", "root", "h", by="cli:root", at=T0)  # type: ignore[arg-type]
+
+
+def test_the_audit_log_reads_newest_first_and_limited(store: Store) -> None:
+    for n in range(5):
+        store.audit("wang", "signin", f"from 10.0.0.{n}", T0 + timedelta(seconds=n))
+    log = store.audit_log(limit=3)
+    assert [a.detail for a in log] == ["from 10.0.0.4", "from 10.0.0.3", "from 10.0.0.2"]
+    assert log[0].at == T0 + timedelta(seconds=4) and log[0].at.tzinfo is not None

@@ -1,4 +1,4 @@
-"""The `kiosk-office` command: run (the service), report, trace and registry."""
+"""The `kiosk-office` command: run (the service), report, trace, registry and user."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from checkpoint import __version__
-from office.cli import query, run
+from office.cli import query, run, users
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -16,6 +16,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     run.add_parser(sub)
     query.add_parsers(sub)
+    users.add_parser(sub)
     return parser
 
 

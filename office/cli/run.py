@@ -19,7 +19,8 @@ EXIT_CONFIG = 2
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> argparse.ArgumentParser:
     """Add `run` to the subcommands; it sets `handler` to `run_command`."""
     default = os.environ.get("KIOSK_OFFICE_CONFIG") or str(DEFAULT_CONFIG)
-    p = sub.add_parser("run", help="the office service: ingest, reports, retention (systemd runs this)")
+    p = sub.add_parser("run", help="the office service: ingest, reports, retention and the web app "
+                       "(systemd runs this)")
     p.add_argument("--config", "-c", type=Path, default=Path(default),
                    help=f"config file (default $KIOSK_OFFICE_CONFIG or {DEFAULT_CONFIG})")
     p.add_argument("--verbose", "-v", action="store_true", help="debug logging")

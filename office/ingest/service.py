@@ -1,11 +1,12 @@
-"""`kiosk-office run`: the store, MQTT ingest and the daily schedule (retention purge, report); start/stop.
+"""`kiosk-office run`: the store, MQTT ingest, the daily schedule (retention purge, report) and the web app.
 
-Threads: `ingest` (batches to the writer, acks after their commit), paho's network thread, and `schedule`
-(purge and reports on their own store connection, so a slow report never holds up ingest). With
+Threads: `ingest` (batches to the writer, acks after their commit), paho's network thread, `schedule`
+(purge and reports on their own store connection, so a slow report never holds up ingest) and `web`
+(uvicorn, office/web/server.py, on a third connection; stopped first). With
 `ingest.writer = "process"` (the default) the writer is a child process, `store-writer`, whose results
 the `store-results` thread reads (office/ingest/writer_process.py). They share one stop event, set by
-SIGTERM or SIGINT, and are joined on the way out. The watchdog is pinged only while the ingest worker and
-the writer are alive and turning.
+SIGTERM or SIGINT, and are joined on the way out. The watchdog is pinged only while the ingest worker,
+the writer and the web server are alive and turning.
 
 The schedule runs in `report.timezone`. A run missed while the collector was down runs once at start:
 the state (the last day of a report run and of a purge) is a small JSON file in `report.out_dir`. A
@@ -37,6 +38,7 @@ from office.ingest.writer_process import WriterProcess
 from office.reports.daily import daily_report
 from office.reports.render import Format, render
 from office.store.base import Store
+from office.web.server import WebError, WebServer
 
 log = logging.getLogger(__name__)
 
@@ -182,52 +184,75 @@ def _stats_line(s: IngestStats, connected: bool, healthy: bool) -> str:
 
 
 class Collector:
-    """The collector process: `run()` until SIGTERM/SIGINT or `stop`."""
+    """The office process: `run()` until SIGTERM/SIGINT or `stop`.
+
+    It runs ingest with the schedule when `ingest.enabled`, and the web app when `serve_web` (what
+    `kiosk-office run` passes from `web.enabled`; the simulator runs ingest alone).
+    """
 
     def __init__(self, config: OfficeConfig, *, stop: threading.Event | None = None,
-                 now: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+                 now: Callable[[], datetime] = lambda: datetime.now(UTC), serve_web: bool = False) -> None:
         self.config = config
         self.stop = stop or threading.Event()
         self.now = now
+        self.serve_web = serve_web
         self.ingest: Ingest | None = None
+        self.web: WebServer | None = None
 
     def run(self) -> int:
-        """The service; 0 after a requested stop, 1 when it cannot run or its worker died."""
+        """The service; 0 after a requested stop, 1 when it cannot run or a part of it died."""
         stop = self.stop
         if threading.current_thread() is threading.main_thread():
             for signum in (signal.SIGTERM, signal.SIGINT):
                 signal.signal(signum, lambda *_: stop.set())
+        cfg = self.config
         with ExitStack() as stack:
             try:
-                password = self.config.broker.password()
-                schedule_store = stack.enter_context(open_configured_store(self.config))  # for the schedule
-                writer = self._writer(stack)
+                password = cfg.broker.password() if cfg.ingest.enabled else None
+                schedule_store = stack.enter_context(open_configured_store(cfg))
+                web_store = stack.enter_context(open_configured_store(cfg)) if self.serve_web else None
+                writer = self._writer(stack) if cfg.ingest.enabled else None
             except SecretError as exc:
                 log.error("%s", exc)
                 return 1
             except Exception as exc:
-                log.error("cannot open the %s store: %s: %s", self.config.store.kind, type(exc).__name__, exc)
+                log.error("cannot open the %s store: %s: %s", cfg.store.kind, type(exc).__name__, exc)
                 return 1
-            try:
-                ingest = self.ingest = Ingest(self.config.broker, self.config.ingest, writer, stop=stop,
-                                              password=password)
-            except (OSError, ValueError) as exc:  # e.g. an unreadable CA file
-                log.error("cannot set up the MQTT client: %s: %s", type(exc).__name__, exc)
-                return 1
-            schedule = Schedule(self.config, schedule_store, publish=ingest.publish, now=self.now)
-            threads = [threading.Thread(target=schedule.run, args=(stop,), name="schedule")]
-            ingest.start()
-            for thread in threads:
-                thread.start()
-            sd_notify("READY=1")
-            cfg = self.config
-            log.info("collector %s running: %s store, broker %s:%d, batches of %d / %d ms",
-                     cfg.broker.client_id, cfg.store.kind, cfg.broker.host, cfg.broker.port,
-                     cfg.ingest.batch_size, cfg.ingest.batch_ms)
-            status = self._supervise(ingest)
+            ingest: Ingest | None = None
+            threads: list[threading.Thread] = []
+            if writer is not None:
+                try:
+                    ingest = self.ingest = Ingest(cfg.broker, cfg.ingest, writer, stop=stop,
+                                                  password=password)
+                except (OSError, ValueError) as exc:  # e.g. an unreadable CA file
+                    log.error("cannot set up the MQTT client: %s: %s", type(exc).__name__, exc)
+                    return 1
+                schedule = Schedule(cfg, schedule_store, publish=ingest.publish, now=self.now)
+                threads.append(threading.Thread(target=schedule.run, args=(stop,), name="schedule"))
+                ingest.start()
+                for thread in threads:
+                    thread.start()
+                log.info("ingest %s running: %s store, broker %s:%d, batches of %d / %d ms",
+                         cfg.broker.client_id, cfg.store.kind, cfg.broker.host, cfg.broker.port,
+                         cfg.ingest.batch_size, cfg.ingest.batch_ms)
+            if web_store is not None:
+                try:
+                    self.web = WebServer(cfg, web_store, now=self.now).start()
+                except (SecretError, WebError) as exc:
+                    log.error("web: %s", exc)
+                    status = 1
+                else:
+                    sd_notify("READY=1")
+                    status = self._supervise(ingest, self.web)
+            else:
+                sd_notify("READY=1")
+                status = self._supervise(ingest, None)
             sd_notify("STOPPING=1")
             stop.set()
-            ingest.close(JOIN_TIMEOUT_S)
+            if self.web is not None:
+                self.web.stop(JOIN_TIMEOUT_S)
+            if ingest is not None:
+                ingest.close(JOIN_TIMEOUT_S)
             for thread in threads:
                 thread.join(JOIN_TIMEOUT_S)
                 if thread.is_alive():
@@ -241,16 +266,19 @@ class Collector:
         store = stack.enter_context(open_configured_store(self.config))
         return BatchWriter(store, max_payload=self.config.ingest.max_payload_bytes, stop=self.stop)
 
-    def _supervise(self, ingest: Ingest) -> int:
-        """Ping the watchdog while the worker turns; log the counters now and then."""
+    def _supervise(self, ingest: Ingest | None, web: WebServer | None) -> int:
+        """Ping the watchdog while every part turns; log the ingest counters now and then."""
         last_line, last_log = "", time.monotonic()
         while not self.stop.wait(1.0):
-            if not ingest.worker_alive:
-                log.error("the ingest worker died; stopping so that systemd restarts the collector")
+            if ingest is not None and not ingest.worker_alive:
+                log.error("the ingest worker died; stopping so that systemd restarts the service")
                 return 1
-            if time.monotonic() - ingest.heartbeat < WATCHDOG_STALE_S:
+            if web is not None and not web.alive:
+                log.error("the web server stopped; stopping so that systemd restarts the service")
+                return 1
+            if ingest is None or time.monotonic() - ingest.heartbeat < WATCHDOG_STALE_S:
                 sd_notify("WATCHDOG=1")
-            if time.monotonic() - last_log >= STATS_EVERY_S:
+            if ingest is not None and time.monotonic() - last_log >= STATS_EVERY_S:
                 line = _stats_line(ingest.stats(), ingest.connected, ingest.healthy)
                 if line != last_line:
                     (log.info if ingest.healthy else log.error)("%s", line)
@@ -260,7 +288,8 @@ class Collector:
 
 def run(config: OfficeConfig, *, stop: threading.Event | None = None,
         now: Callable[[], datetime] | None = None) -> int:
-    """Run the collector until it is stopped."""
+    """Run the office service (ingest and the web app, as configured) until it is stopped."""
+    serve_web = config.web.enabled
     if now is None:
-        return Collector(config, stop=stop).run()
-    return Collector(config, stop=stop, now=now).run()
+        return Collector(config, stop=stop, serve_web=serve_web).run()
+    return Collector(config, stop=stop, now=now, serve_web=serve_web).run()

@@ -20,7 +20,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from types import TracebackType
-from typing import Self
+from typing import Literal, Self, get_args
 
 from checkpoint.entry import Alert, Entry, Resolution, Status
 
@@ -107,6 +107,32 @@ class IssuedPass:
     nbf: int
     exp: int
     kid: str
+
+
+Role = Literal["guard", "office", "admin"]
+ROLES: tuple[Role, ...] = get_args(Role)
+
+
+@dataclass(frozen=True)
+class User:
+    """Someone who signs in to the office web app."""
+
+    name: str
+    role: Role
+    password_hash: str  # argon2 (office/web/passwords.py); never a password
+    disabled: bool
+    created: datetime
+    updated: datetime
+
+
+@dataclass(frozen=True)
+class AuditRecord:
+    """One thing someone did: a sign-in, a user change, later an acknowledgement or an export."""
+
+    at: datetime
+    who: str
+    action: str  # e.g. "user.add", "signin", "signin.failed"
+    detail: str
 
 
 @dataclass
@@ -258,6 +284,34 @@ class Store(ABC):
     @abstractmethod
     def trace_log(self) -> list[tuple[datetime, str, str]]:
         """(at, who, query) for every trace run, oldest first."""
+
+    # -- users and the audit log (office/store/users.py) -----------------------------------------------
+
+    @abstractmethod
+    def add_user(self, name: str, role: Role, password_hash: str, *, by: str, at: datetime) -> bool:
+        """Add a user and audit it as `by`, in one transaction; False (and nothing written) if the name is
+        taken."""
+
+    @abstractmethod
+    def update_user(self, name: str, *, by: str, at: datetime, password_hash: str | None = None,
+                    role: Role | None = None, disabled: bool | None = None) -> bool:
+        """Change what is given and audit it as `by`, in one transaction; False if there is no such user."""
+
+    @abstractmethod
+    def user(self, name: str) -> User | None:
+        """The user of that name, disabled or not."""
+
+    @abstractmethod
+    def users(self) -> list[User]:
+        """Every user, by name."""
+
+    @abstractmethod
+    def audit(self, who: str, action: str, detail: str, at: datetime) -> None:
+        """Add a line to the audit log."""
+
+    @abstractmethod
+    def audit_log(self, *, limit: int = 200) -> list[AuditRecord]:
+        """The newest `limit` lines of the audit log, newest first."""
 
     @abstractmethod
     def dead_letters(self, *, limit: int = 100) -> list[DeadLetter]:

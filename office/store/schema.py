@@ -108,6 +108,16 @@ CREATE TABLE IF NOT EXISTS purges (
 CREATE TABLE IF NOT EXISTS trace_log (
     n {serial}, at {timestamp} NOT NULL, who TEXT NOT NULL, query TEXT NOT NULL
 ){table_suffix};
+CREATE TABLE IF NOT EXISTS users (
+    name TEXT PRIMARY KEY, role TEXT NOT NULL CHECK (role IN ('guard', 'office', 'admin')),
+    password_hash TEXT NOT NULL, disabled {boolean} NOT NULL, created {timestamp} NOT NULL,
+    updated {timestamp} NOT NULL
+){table_suffix};
+CREATE TABLE IF NOT EXISTS audit (
+    -- who: a user name, or what acted for nobody signed in ("cli:root", or the name tried at a sign-in)
+    n {serial}, at {timestamp} NOT NULL, who TEXT NOT NULL, action TEXT NOT NULL, detail TEXT NOT NULL
+){table_suffix};
+CREATE INDEX IF NOT EXISTS audit_at ON audit (at);
 """
 
 

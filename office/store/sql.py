@@ -32,12 +32,13 @@ from office.store.schema import (
     schema_statements,
     to_text_time,
 )
+from office.store.users import UserQueries
 
 _CHUNK = 300  # keys per statement where a query lists them (a few parameters each)
 Kiosk = tuple[str, str]
 
 
-class SqlStore(Store):
+class SqlStore(UserQueries, Store):
     """Every `Store` method in portable SQL; a backend supplies transactions and the bulk entry insert."""
 
     dialect: Dialect

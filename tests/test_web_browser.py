@@ -1,0 +1,108 @@
+"""The office web app in a real headless Chromium (Debian's, driven by Playwright), served by the service.
+
+`kiosk-office run`'s service runs here with ingest off and the web app on a free loopback port; the
+browser signs in through the form and reads the overview in Chinese, on a phone and on a desk monitor.
+"""
+
+from __future__ import annotations
+
+import threading
+import urllib.request
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, sync_playwright
+
+from checkpoint.entry import Status
+from kiosk.mqtt.local_broker import free_port
+from office.config import OfficeConfig
+from office.ingest.service import Collector
+from office.store.sqlite import SqliteStore
+from office.web.passwords import hash_password
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync"]
+PASSWORD = "correct horse battery"
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[str]:
+    """The office service with the web app only, on a SQLite store holding a user and two kiosks."""
+    db = tmp_path / "office.sqlite"
+    now = datetime.now(UTC)
+    with SqliteStore(db) as store:
+        store.add_user("wang", "guard", hash_password(PASSWORD), by="test", at=now)
+        beat = Status.model_validate({"state": "online", "outbox": {"backlog": 2}, "camera": "ok",
+                                      "thermometer": "ok", "version": "0.1.0"})
+        store.record_status("s1", "gate-north", beat, now)
+        store.record_status("s1", "gate-south", beat, now - timedelta(minutes=15))
+    key = tmp_path / "session.key"
+    key.write_bytes(b"s" * 32)
+    key.chmod(0o600)
+    port = free_port()
+    config = OfficeConfig.model_validate({
+        "store": {"kind": "sqlite", "path": str(db)}, "ingest": {"enabled": False},
+        "web": {"port": port, "session_key_file": str(key)}})
+    stop = threading.Event()
+    service = Collector(config, stop=stop, serve_web=True)
+    thread = threading.Thread(target=service.run, name="office-under-test")
+    thread.start()
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(200):
+            if service.web is not None and service.web.alive and service.web.port == port:
+                try:
+                    urllib.request.urlopen(f"{url}/signin", timeout=1).close()
+                    break
+                except OSError:
+                    pass
+            stop.wait(0.05)
+        yield url
+    finally:
+        stop.set()
+        thread.join(15)
+    assert not thread.is_alive()
+    assert not any(t.name == "web" for t in threading.enumerate())
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    if not CHROMIUM.exists():
+        pytest.skip("no /usr/bin/chromium (Debian: apt-get install chromium; scripts/bootstrap dev)")
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=ARGS, headless=True)
+        try:
+            yield launched
+        finally:
+            launched.close()
+
+
+@pytest.mark.parametrize(("width", "height", "name"), [(390, 844, "phone"), (1440, 900, "desktop")])
+def test_signing_in_through_the_form_shows_the_overview_in_chinese(
+        served: str, browser: Browser, tmp_path: Path, width: int, height: int, name: str) -> None:
+    page = browser.new_page(viewport={"width": width, "height": height}, locale="zh-CN")
+    try:
+        page.goto(f"{served}/overview")
+        assert page.url == f"{served}/signin?next=/overview"
+        assert page.locator("h1").inner_text() == "登录"
+        page.screenshot(path=str(tmp_path / f"signin-{name}.png"), full_page=True)
+        page.fill("input[name=username]", "wang")
+        page.fill("input[name=password]", PASSWORD)
+        page.click("button[type=submit]")
+        page.wait_for_url(f"{served}/overview")
+        assert page.locator("h1").inner_text() == "总览"
+        assert page.locator("[data-kiosk='s1/gate-north'] .badge").inner_text() == "在线"
+        assert page.locator("[data-kiosk='s1/gate-south'] .badge").inner_text() == "无响应"
+        grey = page.locator("[data-kiosk='s1/gate-south'] td").first.evaluate(
+            "cell => getComputedStyle(cell.closest('tr')).backgroundColor")
+        assert grey == "rgb(230, 232, 236)"
+        cookies = {c["name"]: c for c in page.context.cookies()}
+        assert cookies["office_session"]["httpOnly"] and cookies["office_session"]["sameSite"] == "Lax"
+        page.screenshot(path=str(tmp_path / f"overview-{name}.png"), full_page=True)
+        page.click("button:has-text('退出')")
+        page.wait_for_url(f"{served}/signin")
+    finally:
+        page.close()
