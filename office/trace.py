@@ -14,7 +14,7 @@ import os
 import re
 import uuid
 from collections.abc import Iterable, Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
 
 from checkpoint import idnumber
@@ -24,6 +24,7 @@ from office.store.base import Store
 CSV_COLUMNS = ("ts", "site", "kiosk", "seq", "direction", "decision", "reasons", "override", "pid", "cat",
                "hh", "person_ref", "person_masked", "body_c")
 MAX_CONTACT_MINUTES = 24 * 60
+BOM = "\ufeff"
 ID_SEARCH = timedelta(hours=1)  # how far from the time in an entry's UUIDv7 its `ts` is looked for
 _SAFE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,31}")
 _NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
@@ -152,14 +153,16 @@ def find_entry(store: Store, entry_id: str) -> Entry:
     raise EntryNotFound(f"entry {entry_id} not found (looked within an hour of the time in its id)")
 
 
-def trace_csv(entries: Iterable[Entry]) -> str:
-    """The entries with the columns `CSV_COLUMNS`: masked person and keyed ref only, never an ID number."""
+def trace_csv(entries: Iterable[Entry], tz: tzinfo = UTC) -> str:
+    """The entries with the columns `CSV_COLUMNS`, after a UTF-8 BOM so Excel reads it as UTF-8; `ts` is
+    local in `tz` with its offset. Masked person and keyed ref only, never an ID number."""
     out = io.StringIO()
+    out.write(BOM)
     writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow(CSV_COLUMNS)
     for e in entries:
         writer.writerow([
-            format_ts(e.ts), e.site, e.kiosk, e.seq, e.direction, e.decision,
+            local_ts(e.ts, tz), e.site, e.kiosk, e.seq, e.direction, e.decision,
             ";".join(str(reason) for reason in e.reasons), e.override or "",
             e.pass_.pid if e.pass_ else "", e.pass_.cat if e.pass_ else "",
             (e.pass_.hh or "") if e.pass_ else "",
@@ -167,6 +170,11 @@ def trace_csv(entries: Iterable[Entry]) -> str:
             f"{e.temperature.body_c:.1f}" if e.temperature else "",
         ])
     return out.getvalue()
+
+
+def local_ts(value: datetime, tz: tzinfo) -> str:
+    """'2026-03-19T15:02:11.123+08:00': the time in `tz`, milliseconds, with its offset."""
+    return value.astimezone(tz).isoformat(timespec="milliseconds")
 
 
 def _cell(text: str) -> str:

@@ -1,10 +1,13 @@
-"""Shared fixtures: gpiozero's own MockFactory as the pin factory."""
+"""Shared fixtures: gpiozero's own MockFactory, a real mosquitto, PostgreSQL and a headless Chromium."""
 
+import os
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from gpiozero import Device
 from gpiozero.pins.mock import MockFactory
+from playwright.sync_api import Browser, sync_playwright
 
 from kiosk.mqtt.local_broker import LocalBroker
 
@@ -38,7 +41,6 @@ def postgres_dsn() -> Iterator[str]:
     (or psycopg) this skips, unless CHECKPOINT_REQUIRE_POSTGRES is set, as scripts/test does: then it fails.
     """
     import importlib.util
-    import os
 
     from pg import REQUIRE_ENV, PostgresServer, PostgresUnavailable
 
@@ -54,3 +56,26 @@ def postgres_dsn() -> Iterator[str]:
         yield server.dsn
     finally:
         server.stop()
+
+
+CHROMIUM = Path("/usr/bin/chromium")  # Debian's; a browser is never downloaded
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync"]
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Browser]:
+    """Debian's headless Chromium through Playwright; skips without it, unless CHECKPOINT_REQUIRE_BROWSER
+    is set, as scripts/test does: then it fails."""
+    if not CHROMIUM.exists():
+        why = "no /usr/bin/chromium (Debian: apt-get install chromium; scripts/bootstrap dev)"
+        if os.environ.get("CHECKPOINT_REQUIRE_BROWSER"):
+            pytest.fail(why)
+        pytest.skip(why)
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS,
+                                              headless=True)
+        try:
+            yield launched
+        finally:
+            launched.close()

@@ -8,6 +8,7 @@ import json
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 from fixtures.collector_data import at, insert, make_entry, open_sqlite
@@ -146,15 +147,26 @@ def test_window_must_be_aware_and_forward(store: Store) -> None:
 
 def test_csv_export_has_the_fixed_columns(store: Store) -> None:
     found = trace(store, start=START, end=END, kiosk="gate-north", site="s1", who="anna")
-    rows = list(csv.reader(io.StringIO(trace_csv(found))))
+    text = trace_csv(found)
+    assert text.startswith("\ufeffts,")
+    rows = list(csv.reader(io.StringIO(text.removeprefix("\ufeff"))))
     assert tuple(rows[0]) == CSV_COLUMNS == (
         "ts", "site", "kiosk", "seq", "direction", "decision", "reasons", "override", "pid", "cat", "hh",
         "person_ref", "person_masked", "body_c")
-    assert rows[1] == ["2026-03-19T00:00:00.000Z", "s1", "gate-north", "1", "in", "allow", "", "", "", "", "",
-                       REF1, "1101**************", "36.5"]
-    assert rows[3] == ["2026-03-19T01:10:00.000Z", "s1", "gate-north", "3", "in", "deny",
+    assert rows[1] == ["2026-03-19T00:00:00.000+00:00", "s1", "gate-north", "1", "in", "allow", "", "", "",
+                       "", "", REF1, "1101**************", "36.5"]
+    assert rows[3] == ["2026-03-19T01:10:00.000+00:00", "s1", "gate-north", "3", "in", "deny",
                        "no_health_code;pass_expired", "", "P-002", "blue", "9-1-101", "", "", "36.5"]
     assert len(rows) == 4
+
+
+def test_csv_export_is_local_in_the_given_zone(store: Store) -> None:
+    found = trace(store, start=START, end=END, kiosk="gate-north", site="s1", who="anna")
+    text = trace_csv(found, ZoneInfo("Asia/Shanghai"))
+    rows = list(csv.reader(io.StringIO(text.removeprefix("\ufeff"))))
+    assert text.encode("utf-8").startswith(b"\xef\xbb\xbfts,")
+    assert [row[0] for row in rows[1:]] == ["2026-03-19T08:00:00.000+08:00", "2026-03-19T09:05:00.000+08:00",
+                                            "2026-03-19T09:10:00.000+08:00"]
 
 
 def test_close_contacts_by_entry_id_include_both_boundaries(store: Store) -> None:
@@ -202,10 +214,10 @@ def test_trace_command_id_number_from_stdin(db: str, store: Store, tmp_path: Pat
                             "--tz", "UTC", "--csv", "--who", "anna", "--site-key", f"s1={key1}",
                             "--site-key", f"s2={key2}", "--store", db]) == 0
     out, err = capsys.readouterr()
-    rows = list(csv.reader(io.StringIO(out)))
-    assert [row[:4] for row in rows[1:]] == [["2026-03-19T00:00:00.000Z", "s1", "gate-north", "1"],
-                                             ["2026-03-19T01:05:00.000Z", "s1", "gate-south", "1"],
-                                             ["2026-03-19T02:00:00.000Z", "s2", "gate-north", "1"]]
+    rows = list(csv.reader(io.StringIO(out.removeprefix("\ufeff"))))
+    assert [row[:4] for row in rows[1:]] == [["2026-03-19T00:00:00.000+00:00", "s1", "gate-north", "1"],
+                                             ["2026-03-19T01:05:00.000+00:00", "s1", "gate-south", "1"],
+                                             ["2026-03-19T02:00:00.000+00:00", "s2", "gate-north", "1"]]
     assert "3 entries" in err and VALID not in out + err
     assert [(who, VALID in q) for _at, who, q in store.trace_log()] == [("anna", False)]
 
@@ -219,8 +231,11 @@ def test_trace_command_text_and_contacts(db: str, store: Store, capsys: pytest.C
                    "P-002 blue hh 9-1-101"]
     assert query_cli.main(["trace", "--kiosk", "gate-east", "--site", "s1", "--at", "2026-03-19T16:00",
                             "--minutes", "5", "--csv", "--store", db, "--who", "anna"]) == 0
-    rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    text = capsys.readouterr().out
+    assert text.startswith("\ufeffts,")
+    rows = list(csv.DictReader(io.StringIO(text.removeprefix("\ufeff"))))
     assert [r["pid"] for r in rows] == ["P-011", "P-012", "P-013"]
+    assert rows[0]["ts"].endswith("+08:00")  # the default --tz without a config: Asia/Shanghai
 
 
 @pytest.mark.parametrize(("argv", "status"), [

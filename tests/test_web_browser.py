@@ -6,7 +6,6 @@ browser signs in through the form and reads the overview in Chinese, on a phone 
 
 from __future__ import annotations
 
-import os
 import threading
 import urllib.request
 from collections.abc import Iterator
@@ -14,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, sync_playwright
+from playwright.sync_api import Browser
 
 from checkpoint.entry import Status
 from kiosk.mqtt.local_broker import free_port
@@ -23,9 +22,6 @@ from office.ingest.service import Collector
 from office.store.sqlite import SqliteStore
 from office.web.passwords import hash_password
 
-CHROMIUM = Path("/usr/bin/chromium")
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync"]
 PASSWORD = "correct horse battery"
 
 
@@ -68,20 +64,6 @@ def served(tmp_path: Path) -> Iterator[str]:
     assert not thread.is_alive()
     assert not any(t.name == "web" for t in threading.enumerate())
 
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    if not CHROMIUM.exists():
-        why = "no /usr/bin/chromium (Debian: apt-get install chromium; scripts/bootstrap dev)"
-        if os.environ.get("CHECKPOINT_REQUIRE_BROWSER"):
-            pytest.fail(why)  # scripts/test sets it: CI never passes without the browser tests
-        pytest.skip(why)
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=ARGS, headless=True)
-        try:
-            yield launched
-        finally:
-            launched.close()
 
 
 @pytest.mark.parametrize(("width", "height", "name"), [(390, 844, "phone"), (1440, 900, "desktop")])

@@ -294,7 +294,7 @@ def _trace(args: argparse.Namespace) -> int:
             entries = trace(store, start=start, end=end, person_ref=args.person_ref, id_number=id_number,
                             pid=args.pid, household=args.household, kiosk=args.kiosk, site=args.site, who=who,
                             site_keys=ctx.site_keys)
-    data = trace_csv(entries) if args.csv else _trace_text(entries, ctx.tz)
+    data = trace_csv(entries, ctx.tz) if args.csv else _trace_text(entries, ctx.tz)
     _write(args, data.encode("utf-8"))
     print(f"{len(entries)} entr{'y' if len(entries) == 1 else 'ies'}", file=sys.stderr)
     return 0

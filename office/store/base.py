@@ -135,6 +135,29 @@ class AuditRecord:
     detail: str
 
 
+@dataclass(frozen=True)
+class AlertHandling:
+    """What the office did about an alert: acknowledged it, and perhaps resolved it, each with a note."""
+
+    alert_id: str
+    acked_by: str
+    acked_at: datetime
+    ack_note: str
+    resolved_by: str | None
+    resolved_at: datetime | None
+    resolve_note: str | None
+
+
+@dataclass(frozen=True)
+class AlertView:
+    """A stored alert with its insertion number `n`, the entry it names (if stored) and its handling."""
+
+    n: int
+    stored: StoredAlert
+    entry: Entry | None
+    handling: AlertHandling | None
+
+
 @dataclass
 class SeqPlan:
     """How one kiosk's seq bookkeeping changes when a batch arrives."""
@@ -233,6 +256,26 @@ class Store(ABC):
         """Entries with `start <= ts < end` matching every filter, ordered by ts, site, kiosk and seq."""
 
     @abstractmethod
+    def entries_page(
+        self,
+        start: datetime,
+        end: datetime,
+        *,
+        site: str | None = None,
+        kiosk: str | None = None,
+        decision: str | None = None,
+        reason: str | None = None,
+        cat: str | None = None,
+        pid: str | None = None,
+        hh: str | None = None,
+        after: tuple[datetime, str] | None = None,
+        limit: int = 100,
+    ) -> list[Entry]:
+        """Up to `limit` entries with `start <= ts < end` matching every filter (`reason`: one of its
+        reasons; `cat`: the pass colour), newest first by (ts, id), and only those before `after`, the
+        (ts, id) of the last one shown."""
+
+    @abstractmethod
     def kiosks(self, *, site: str | None = None) -> list[tuple[str, str]]:
         """Every (site, kiosk) ever heard from (entries or status), sorted."""
 
@@ -312,6 +355,29 @@ class Store(ABC):
     @abstractmethod
     def audit_log(self, *, limit: int = 200) -> list[AuditRecord]:
         """The newest `limit` lines of the audit log, newest first."""
+
+    # -- handling alerts (office/store/alerts.py) --------------------------------------------------------
+
+    @abstractmethod
+    def acknowledge_alert(self, alert_id: str, *, by: str, at: datetime, note: str = "") -> bool:
+        """Mark the alert acknowledged by `by` and audit it, in one transaction; False if it already was."""
+
+    @abstractmethod
+    def resolve_alert(self, alert_id: str, *, by: str, at: datetime, note: str) -> bool:
+        """Mark the alert resolved (and acknowledged, if not yet) and audit it, in one transaction; False if
+        it already was resolved."""
+
+    @abstractmethod
+    def recent_alerts(self, *, limit: int = 200) -> list[AlertView]:
+        """The newest `limit` stored alerts, newest first."""
+
+    @abstractmethod
+    def alerts_after(self, n: int, *, limit: int = 100) -> list[AlertView]:
+        """Stored alerts inserted after the one numbered `n`, oldest first."""
+
+    @abstractmethod
+    def alert_handling(self, alert_ids: Sequence[str]) -> dict[str, AlertHandling]:
+        """The handling of those of `alert_ids` that were acknowledged."""
 
     @abstractmethod
     def dead_letters(self, *, limit: int = 100) -> list[DeadLetter]:

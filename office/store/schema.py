@@ -118,6 +118,11 @@ CREATE TABLE IF NOT EXISTS audit (
     n {serial}, at {timestamp} NOT NULL, who TEXT NOT NULL, action TEXT NOT NULL, detail TEXT NOT NULL
 ){table_suffix};
 CREATE INDEX IF NOT EXISTS audit_at ON audit (at);
+CREATE TABLE IF NOT EXISTS alert_handling (
+    -- alert_id: an alert's id, or "offline:<site>/<kiosk>:<since>" for a kiosk that went offline
+    alert_id TEXT PRIMARY KEY, acked_by TEXT NOT NULL, acked_at {timestamp} NOT NULL, ack_note TEXT NOT NULL,
+    resolved_by TEXT, resolved_at {timestamp}, resolve_note TEXT
+){table_suffix};
 """
 
 

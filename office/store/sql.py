@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from checkpoint.entry import Alert, Entry, Resolution, Status
+from office.store.alerts import AlertQueries
 from office.store.base import (
     DeadLetter,
     Gap,
@@ -23,6 +24,7 @@ from office.store.base import (
     StoreError,
     plan_seqs,
 )
+from office.store.entries import EntryQueries
 from office.store.schema import (
     SCHEMA_VERSION,
     Cursor,
@@ -38,7 +40,7 @@ _CHUNK = 300  # keys per statement where a query lists them (a few parameters ea
 Kiosk = tuple[str, str]
 
 
-class SqlStore(UserQueries, Store):
+class SqlStore(UserQueries, AlertQueries, EntryQueries, Store):
     """Every `Store` method in portable SQL; a backend supplies transactions and the bulk entry insert."""
 
     dialect: Dialect

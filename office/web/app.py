@@ -34,6 +34,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from checkpoint.entry import utc_now
 from office.store.base import Role, Store, User
+from office.web.alerts import alert_routes
+from office.web.entries import entry_routes
 from office.web.i18n import DEFAULT_LANG, LANGS, Lang, translate
 from office.web.passwords import verify_password
 from office.web.security import CSRF_FIELD, CSRF_HEADER, SignInLimiter, csrf_ok, csrf_token
@@ -134,6 +136,8 @@ class OfficeWeb:
             Route("/admin", self.require(ADMIN, self.admin), name="admin"),
             Route("/api/kiosks", self.require(EVERYONE, self.api_kiosks, api=True), name="api_kiosks"),
             Route("/api/audit", self.require(ADMIN, self.api_audit, api=True), name="api_audit"),
+            *alert_routes(self),
+            *entry_routes(self),
             Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
         ]
 

@@ -18,6 +18,7 @@ from office.web.app import WebSettings, create_app
 
 log = logging.getLogger(__name__)
 START_TIMEOUT_S = 10.0
+STREAM_GRACE_S = 2  # at shutdown, open event streams (/alerts/events) are cancelled after this
 
 
 class WebError(Exception):
@@ -46,7 +47,8 @@ class WebServer:
         self.scheme = "https" if web.tls else "http"
         self._server = uvicorn.Server(uvicorn.Config(
             app, host=web.host, port=web.port, log_config=None, access_log=False, lifespan="off",
-            ssl_certfile=web.tls_certfile, ssl_keyfile=web.tls_keyfile, server_header=False))
+            ssl_certfile=web.tls_certfile, ssl_keyfile=web.tls_keyfile, server_header=False,
+            timeout_graceful_shutdown=STREAM_GRACE_S))
         self._thread = threading.Thread(target=self._server.run, name="web", daemon=True)
 
     @property

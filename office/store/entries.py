@@ -1,0 +1,65 @@
+"""The office's entry list: one page of entries, newest first, filtered in the database and paged by key
+(never OFFSET), in portable SQL: a mixin of `SqlStore`."""
+
+from __future__ import annotations
+
+import json
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from checkpoint.entry import Entry
+from office.store.schema import Dialect
+
+MAX_PAGE = 1000
+
+
+class EntryQueries(ABC):
+    """`Store.entries_page` over the time columns of a `SqlStore`."""
+
+    dialect: Dialect
+
+    @abstractmethod
+    def _t(self, value: datetime) -> Any: ...
+
+    @abstractmethod
+    def _select(self, sql: str, params: Sequence[Any] = ()) -> list[Any]: ...
+
+    def entries_page(
+        self,
+        start: datetime,
+        end: datetime,
+        *,
+        site: str | None = None,
+        kiosk: str | None = None,
+        decision: str | None = None,
+        reason: str | None = None,
+        cat: str | None = None,
+        pid: str | None = None,
+        hh: str | None = None,
+        after: tuple[datetime, str] | None = None,
+        limit: int = 100,
+    ) -> list[Entry]:
+        if not 0 < limit <= MAX_PAGE:
+            raise ValueError(f"limit: expected 1..{MAX_PAGE}")
+        sql = "SELECT payload FROM entries WHERE ts >= ? AND ts < ?"
+        params: list[Any] = [self._t(start), self._t(end)]
+        for column, value in (("site", site), ("kiosk", kiosk), ("decision", decision), ("cat", cat),
+                              ("pid", pid), ("hh", hh)):
+            if value is not None:
+                sql += f" AND {column} = ?"
+                params.append(value)
+        if reason is not None:
+            if self.dialect.name == "postgres":
+                sql += " AND reasons @> CAST(? AS JSONB)"
+                params.append(json.dumps([reason]))
+            else:
+                sql += " AND EXISTS (SELECT 1 FROM json_each(entries.reasons) WHERE json_each.value = ?)"
+                params.append(reason)
+        if after is not None:
+            at, entry_id = after
+            sql += " AND (ts < ? OR (ts = ? AND id < ?))"
+            params += [self._t(at), self._t(at), entry_id]
+        rows = self._select(sql + " ORDER BY ts DESC, id DESC LIMIT ?", [*params, limit])
+        return [Entry.model_validate_json(bytes(payload)) for (payload,) in rows]

@@ -1,0 +1,180 @@
+"""The 告警 Alerts page: stored alerts (fever, forgery, fault) and offline kiosks, open ones first, with
+acknowledge and resolve, and `/alerts/events`, a server-sent event stream of new alerts for the open page.
+
+`alert_routes(web)` gives the routes; app.py lists them. The stream polls the store every `POLL_S` and
+ends after `STREAM_S` (the browser's EventSource reconnects and resumes from Last-Event-ID), when the
+client goes away, or when the server cancels it at shutdown.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response, StreamingResponse
+from starlette.routing import Route
+from starlette.templating import Jinja2Templates
+
+from office.store.base import AlertHandling, AlertView, Role, Store, User
+from office.store.schema import to_text_time
+from office.web.i18n import Lang, translate
+from office.web.security import csrf_token
+
+EVERYONE: tuple[Role, ...] = ("guard", "office", "admin")
+OFFICE: tuple[Role, ...] = ("office", "admin")
+POLL_S = 0.5
+STREAM_S = 300.0
+PAGE_ALERTS = 200
+MAX_NOTE = 500
+
+
+class KioskLike(Protocol):
+    @property
+    def site(self) -> str: ...
+    @property
+    def kiosk(self) -> str: ...
+    @property
+    def state(self) -> str: ...
+    @property
+    def since(self) -> datetime: ...
+
+
+class OfficeWeb(Protocol):
+    """What the routes use of office.web.app's `OfficeWeb` (which imports this module)."""
+
+    store: Store
+    now: Callable[[], datetime]
+    templates: Jinja2Templates
+
+    def kiosk_rows(self) -> Sequence[KioskLike]: ...
+
+    def lang(self, request: Request) -> Lang: ...
+
+    def render(self, request: Request, template: str, context: dict[str, Any], *,
+               status_code: int = 200) -> Response: ...
+
+    def require(self, roles: Collection[Role], endpoint: Callable[[Request, User], Awaitable[Response]], *,
+                api: bool = False) -> Callable[[Request], Awaitable[Response]]: ...
+
+
+@dataclass(frozen=True)
+class AlertCard:
+    """One alert as the page shows it: `key` is what acknowledge and resolve name ('' if it has no id)."""
+
+    key: str
+    kind: str  # "fever" | "forgery" | "fault" | "offline"
+    site: str
+    kiosk: str
+    at: datetime
+    detail: str
+    entry_id: str | None
+    body_c: float | None
+    colour: str | None
+    hh: str | None
+    person: str | None
+    handling: AlertHandling | None
+
+    @property
+    def open(self) -> bool:
+        return self.handling is None or self.handling.resolved_by is None
+
+
+def card_of(view: AlertView) -> AlertCard:
+    alert, entry = view.stored.alert, view.entry
+    temperature = entry.temperature if entry else None
+    pass_ = entry.pass_ if entry else None
+    person = entry.person if entry else None
+    return AlertCard(alert.id or "", alert.kind, view.stored.site, view.stored.kiosk, alert.ts,
+                     alert.detail, alert.entry_id, temperature.body_c if temperature else None,
+                     pass_.cat if pass_ else None, pass_.hh if pass_ else None,
+                     person.masked if person else None, view.handling)
+
+
+def offline_key(site: str, kiosk: str, since: datetime) -> str:
+    return f"offline:{site}/{kiosk}:{to_text_time(since)}"
+
+
+def cards(web: OfficeWeb) -> tuple[list[AlertCard], int]:
+    """Every card, open ones first and newest first within each, and the newest stored alert's number."""
+    views = web.store.recent_alerts(limit=PAGE_ALERTS)
+    found = [card_of(view) for view in views]
+    offline = [row for row in web.kiosk_rows() if row.state in ("offline", "silent")]
+    keys = [offline_key(row.site, row.kiosk, row.since) for row in offline]
+    handled = web.store.alert_handling(keys)
+    found += [AlertCard(key, "offline", row.site, row.kiosk, row.since, row.state, None, None, None, None,
+                        None, handled.get(key)) for key, row in zip(keys, offline, strict=True)]
+    found.sort(key=lambda card: (not card.open, -card.at.timestamp()))
+    return found, max((view.n for view in views), default=0)
+
+
+def _form_text(value: object, limit: int) -> str:
+    return value.strip()[:limit] if isinstance(value, str) else ""
+
+
+def alert_routes(web: OfficeWeb) -> list[Route]:
+    """The page, its two actions and its event stream, each behind `web.require`."""
+
+    def context(request: Request, user: User) -> dict[str, Any]:
+        lang = web.lang(request)
+
+        def t(key: str, **values: object) -> str:
+            return translate(lang, key, **values)
+
+        return {"t": t, "user": user, "csrf": csrf_token(request.session)}
+
+    async def page(request: Request, user: User) -> Response:
+        found, last = await run_in_threadpool(cards, web)
+        return web.render(request, "alerts.html", {"user": user, "cards": found, "last": last})
+
+    async def acknowledge(request: Request, user: User) -> Response:
+        form = await request.form()
+        key, note = _form_text(form.get("alert"), 200), _form_text(form.get("note"), MAX_NOTE)
+        if key:
+            await run_in_threadpool(lambda: web.store.acknowledge_alert(key, by=user.name, at=web.now(),
+                                                                        note=note))
+        return RedirectResponse("/alerts", status_code=303)
+
+    async def resolve(request: Request, user: User) -> Response:
+        form = await request.form()
+        key, note = _form_text(form.get("alert"), 200), _form_text(form.get("note"), MAX_NOTE)
+        if key and note:
+            await run_in_threadpool(lambda: web.store.resolve_alert(key, by=user.name, at=web.now(),
+                                                                    note=note))
+        return RedirectResponse("/alerts", status_code=303)
+
+    async def events(request: Request, user: User) -> Response:
+        resume = request.headers.get("last-event-id") or request.query_params.get("after", "")
+        if resume.isdigit():
+            after = int(resume)
+        else:
+            newest = await run_in_threadpool(lambda: web.store.recent_alerts(limit=1))
+            after = newest[0].n if newest else 0
+        card_template = web.templates.get_template("alert_card.html")
+        words = context(request, user)
+
+        async def stream(after: int) -> AsyncIterator[str]:
+            yield "retry: 1000\n\n"
+            deadline = time.monotonic() + STREAM_S
+            while time.monotonic() < deadline and not await request.is_disconnected():
+                for view in await run_in_threadpool(web.store.alerts_after, after, limit=50):
+                    after = view.n
+                    html = card_template.render({**words, "c": card_of(view)})
+                    data = "".join(f"data: {line}\n" for line in html.splitlines())
+                    yield f"id: {view.n}\nevent: alert\n{data}\n"
+                await asyncio.sleep(POLL_S)
+
+        return StreamingResponse(stream(after), media_type="text/event-stream",
+                                 headers={"cache-control": "no-store", "x-accel-buffering": "no"})
+
+    return [
+        Route("/alerts", web.require(EVERYONE, page), name="alerts"),
+        Route("/alerts/ack", web.require(EVERYONE, acknowledge), methods=["POST"], name="alerts_ack"),
+        Route("/alerts/resolve", web.require(OFFICE, resolve), methods=["POST"], name="alerts_resolve"),
+        Route("/alerts/events", web.require(EVERYONE, events), name="alerts_events"),
+    ]

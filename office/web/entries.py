@@ -1,0 +1,230 @@
+"""The 出入记录 Entries page: the entries of a time window (default today in the report time zone), newest
+first, filtered in the store and paged by key, 100 a page; and `/entries.csv`, the same filters as a CSV
+that Excel opens with its Chinese and local times (UTF-8 BOM), every export audited.
+
+`entry_routes(web)` gives the routes; app.py lists them.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Awaitable, Callable, Collection
+from dataclasses import dataclass, field
+from datetime import datetime, time, timedelta
+from typing import Any, Protocol
+from urllib.parse import urlencode
+from zoneinfo import ZoneInfo
+
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import QueryParams
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from checkpoint.entry import Entry, format_ts
+from checkpoint.reasons import COLOURS, Reason
+from office.store.base import Role, Store, User
+from office.web.i18n import Lang, translate
+
+OFFICE: tuple[Role, ...] = ("office", "admin")
+PAGE = 100
+EXPORT_PAGE = 1000
+DECISIONS = ("allow", "deny", "attention")
+REASONS = tuple(reason.value for reason in Reason)
+TEXT_FILTERS = ("site", "kiosk", "pid", "hh")
+MAX_TEXT = 64
+BOM = "\ufeff"
+
+
+class Settings(Protocol):
+    @property
+    def tz(self) -> ZoneInfo: ...
+
+
+class OfficeWeb(Protocol):
+    """What the routes use of office.web.app's `OfficeWeb` (which imports this module)."""
+
+    store: Store
+    now: Callable[[], datetime]
+
+    @property
+    def settings(self) -> Settings: ...
+
+    def lang(self, request: Request) -> Lang: ...
+
+    def render(self, request: Request, template: str, context: dict[str, Any], *,
+               status_code: int = 200) -> Response: ...
+
+    def require(self, roles: Collection[Role], endpoint: Callable[[Request, User], Awaitable[Response]], *,
+                api: bool = False) -> Callable[[Request], Awaitable[Response]]: ...
+
+
+@dataclass
+class Filters:
+    """What the page and the export were asked for; `errors` are translation keys of refused fields."""
+
+    start: datetime
+    end: datetime
+    text: dict[str, str | None] = field(default_factory=dict)
+    decision: str | None = None
+    reason: str | None = None
+    cat: str | None = None
+    after: tuple[datetime, str] | None = None
+    errors: list[str] = field(default_factory=list)
+
+    def query(self, *, local: ZoneInfo) -> dict[str, str]:
+        """The filters as query parameters (times local, as the form shows them), without the page key."""
+        values = {"from": _form_time(self.start, local), "to": _form_time(self.end, local),
+                  **self.text, "decision": self.decision, "reason": self.reason, "cat": self.cat}
+        return {k: v for k, v in values.items() if v}
+
+    def audit(self) -> str:
+        values = {"from": format_ts(self.start), "to": format_ts(self.end), **self.text,
+                  "decision": self.decision, "reason": self.reason, "cat": self.cat}
+        return json.dumps({k: v for k, v in values.items() if v}, sort_keys=True, ensure_ascii=False)
+
+
+def _form_time(value: datetime, tz: ZoneInfo) -> str:
+    local = value.astimezone(tz)
+    return local.strftime("%Y-%m-%dT%H:%M:%S" if local.second or local.microsecond else "%Y-%m-%dT%H:%M")
+
+
+def _local_time(text: str, tz: ZoneInfo) -> datetime:
+    parsed = datetime.fromisoformat(text)
+    return parsed.replace(tzinfo=tz) if parsed.tzinfo is None else parsed
+
+
+def parse_filters(params: QueryParams, tz: ZoneInfo, now: datetime) -> Filters:
+    """The filters in `params`; a field that cannot be used is named in `errors` and left out."""
+    midnight = datetime.combine(now.astimezone(tz).date(), time(), tzinfo=tz)
+    found = Filters(midnight, midnight + timedelta(days=1))
+    for name, attr in (("from", "start"), ("to", "end")):
+        value = params.get(name, "").strip()
+        if value:
+            try:
+                setattr(found, attr, _local_time(value, tz))
+            except ValueError:
+                found.errors.append(f"entries.bad_{attr}")
+    if found.end <= found.start:
+        found.errors.append("entries.bad_window")
+    for name in TEXT_FILTERS:
+        value = params.get(name, "").strip()
+        if value and (len(value) > MAX_TEXT or not value.isprintable()):
+            found.errors.append(f"entries.bad_{name}")
+        found.text[name] = value or None
+    for name, allowed in (("decision", DECISIONS), ("reason", REASONS), ("cat", COLOURS)):
+        value = params.get(name, "").strip()
+        if value and value not in allowed:
+            found.errors.append(f"entries.bad_{name}")
+        elif value:
+            setattr(found, name, value)
+    after_ts, after_id = params.get("after_ts"), params.get("after_id")
+    if after_ts and after_id:
+        try:
+            at = datetime.fromisoformat(after_ts)
+            if at.tzinfo is None:
+                raise ValueError(after_ts)
+            found.after = (at, after_id[:64])
+        except ValueError:
+            found.errors.append("entries.bad_page")
+    return found
+
+
+def fetch(store: Store, filters: Filters, *, limit: int) -> list[Entry]:
+    text = filters.text
+    return store.entries_page(filters.start, filters.end, site=text.get("site"), kiosk=text.get("kiosk"),
+                              decision=filters.decision, reason=filters.reason, cat=filters.cat,
+                              pid=text.get("pid"), hh=text.get("hh"), after=filters.after, limit=limit)
+
+
+def export_rows(store: Store, filters: Filters) -> list[Entry]:
+    """Every entry the filters match, newest first, read page by page by key."""
+    rows: list[Entry] = []
+    while True:
+        page = fetch(store, filters, limit=EXPORT_PAGE)
+        rows += page
+        if len(page) < EXPORT_PAGE:
+            return rows
+        filters.after = (page[-1].ts, page[-1].id)
+
+
+def offset_label(tz: ZoneInfo, at: datetime) -> str:
+    """'UTC+08:00' for the zone's offset at `at`."""
+    offset = at.astimezone(tz).strftime("%z")
+    return f"UTC{offset[:3]}:{offset[3:]}"
+
+
+def entries_csv(entries: list[Entry], tz: ZoneInfo, lang: Lang, at: datetime) -> bytes:
+    """The entries as CSV with a BOM, times local in `tz` (its offset in the header)."""
+    def t(key: str) -> str:
+        return translate(lang, key)
+
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow([f"{t('at')} ({offset_label(tz, at)})", t("site"), t("kiosk"), "seq",
+                     t("entries.direction"), t("entries.decision"), "decision", t("entries.reasons"),
+                     "reasons", t("alert.body"), t("entries.pid"), t("alert.colour"), "cat", t("alert.hh"),
+                     t("alert.person"), t("alert.entry")])
+    for e in entries:
+        reasons = [str(r) for r in e.reasons]
+        writer.writerow([
+            e.ts.astimezone(tz).strftime("%Y-%m-%d %H:%M:%S"), e.site, e.kiosk, e.seq,
+            t(f"entries.{e.direction}"), t(f"decision.{e.decision}"), e.decision,
+            "；".join(t(f"reason.{r}") for r in reasons), ";".join(reasons),
+            f"{e.temperature.body_c:.1f}" if e.temperature else "",
+            _cell(e.pass_.pid) if e.pass_ else "", t(f"colour.{e.pass_.cat}") if e.pass_ else "",
+            e.pass_.cat if e.pass_ else "", _cell(e.pass_.hh or "") if e.pass_ else "",
+            _cell(e.person.masked) if e.person else "", e.id,
+        ])
+    return (BOM + out.getvalue()).encode("utf-8")
+
+
+def _cell(text: str) -> str:
+    """Text a spreadsheet will not run as a formula."""
+    return "'" + text if text[:1] in ("=", "+", "-", "@") else text
+
+
+def entry_routes(web: OfficeWeb) -> list[Route]:
+    """The page and its CSV export, for the office and admin roles."""
+    tz = web.settings.tz
+
+    async def page(request: Request, user: User) -> Response:
+        filters = parse_filters(request.query_params, tz, web.now())
+        context: dict[str, Any] = {"user": user, "filters": filters, "form": filters.query(local=tz),
+                                   "decisions": DECISIONS, "reasons": REASONS, "colours": COLOURS,
+                                   "rows": [], "next": None, "first": None, "csv_link": None,
+                                   "offset": offset_label(tz, filters.start)}
+        if filters.errors:
+            return web.render(request, "entries.html", context, status_code=400)
+        rows = await run_in_threadpool(fetch, web.store, filters, limit=PAGE + 1)
+        base = filters.query(local=tz)
+        if len(rows) > PAGE:
+            last = rows[PAGE - 1]
+            context["next"] = "/entries?" + urlencode({**base, "after_ts": format_ts(last.ts),
+                                                       "after_id": last.id})
+        if filters.after is not None:
+            context["first"] = "/entries?" + urlencode(base)
+        context.update(rows=rows[:PAGE], csv_link="/entries.csv?" + urlencode(base))
+        return web.render(request, "entries.html", context)
+
+    async def export(request: Request, user: User) -> Response:
+        filters = parse_filters(request.query_params, tz, web.now())
+        filters.after = None
+        if filters.errors:
+            return Response("bad filters: " + ", ".join(filters.errors), status_code=400,
+                            media_type="text/plain; charset=utf-8")
+        detail = filters.audit()
+        rows = await run_in_threadpool(export_rows, web.store, filters)
+        await run_in_threadpool(web.store.audit, user.name, "entries.export",
+                                f"{detail} rows={len(rows)}", web.now())
+        body = entries_csv(rows, tz, web.lang(request), filters.start)
+        name = f"entries-{filters.start.astimezone(tz):%Y%m%d-%H%M}.csv"
+        return Response(body, media_type="text/csv; charset=utf-8",
+                        headers={"content-disposition": f'attachment; filename="{name}"'})
+
+    return [
+        Route("/entries", web.require(OFFICE, page), name="entries"),
+        Route("/entries.csv", web.require(OFFICE, export), name="entries_csv"),
+    ]

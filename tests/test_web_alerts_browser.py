@@ -1,0 +1,142 @@
+"""The 告警 page in a real headless Chromium (Debian's, driven by Playwright), served by the office service:
+a fever stored while the page is open appears on it within 1 s, without a reload."""
+
+from __future__ import annotations
+
+import http.cookiejar
+import json
+import re
+import threading
+import time
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+import uuid6
+from playwright.sync_api import Browser
+
+from checkpoint.entry import Alert, Entry, format_ts
+from kiosk.mqtt.local_broker import free_port
+from office.config import OfficeConfig
+from office.ingest.service import Collector
+from office.store.base import StoredAlert
+from office.store.sqlite import SqliteStore
+from office.web.passwords import hash_password
+
+PASSWORD = "correct horse battery"
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    """The office service with the web app only, on a SQLite store holding a guard; its URL and database."""
+    db = tmp_path / "office.sqlite"
+    with SqliteStore(db) as store:
+        store.add_user("wang", "guard", hash_password(PASSWORD), by="test", at=datetime.now(UTC))
+    key = tmp_path / "session.key"
+    key.write_bytes(b"s" * 32)
+    key.chmod(0o600)
+    port = free_port()
+    config = OfficeConfig.model_validate({
+        "store": {"kind": "sqlite", "path": str(db)}, "ingest": {"enabled": False},
+        "web": {"port": port, "session_key_file": str(key)}})
+    stop = threading.Event()
+    service = Collector(config, stop=stop, serve_web=True)
+    thread = threading.Thread(target=service.run, name="office-under-test")
+    thread.start()
+    url = f"http://127.0.0.1:{port}"
+    stopped_in: list[float] = []
+    try:
+        for _ in range(200):
+            if service.web is not None and service.web.alive and service.web.port == port:
+                try:
+                    urllib.request.urlopen(f"{url}/signin", timeout=1).close()
+                    break
+                except OSError:
+                    pass
+            stop.wait(0.05)
+        yield url, db
+    finally:
+        stop.set()
+        began = time.monotonic()
+        thread.join(15)
+        stopped_in.append(time.monotonic() - began)
+    assert not thread.is_alive() and stopped_in[0] < 5  # an open event stream does not hold the server up
+    assert not any(t.name == "web" for t in threading.enumerate())
+
+
+
+def store_fever(db: Path) -> tuple[Entry, Alert]:
+    """A fever entry and its alert, written as the collector writes them."""
+    now = datetime.now(UTC)
+    raw = json.dumps({
+        "schema": "checkpoint.entry/1", "id": str(uuid6.uuid7()), "site": "s1", "kiosk": "gate-north",
+        "seq": 1, "ts": format_ts(now), "direction": "in", "decision": "deny", "reasons": ["fever"],
+        "override": None, "temperature": {"skin_c": 36.4, "body_c": 38.4, "ambient_c": 5.2, "samples": 5},
+        "health": {"scheme": "token", "status": "green"},
+        "pass": {"pid": "P-1", "cat": "blue", "hh": "9-1-101"},
+        "person": {"ref": "cd" * 32, "masked": "3701**************"},
+        "timing_ms": {"decode": 6.1, "decide": 0.3, "session": 1840.0},
+    }).encode()
+    entry = Entry.model_validate_json(raw)
+    alert = Alert(kind="fever", ts=now, detail="body 38.4 °C", id=str(uuid6.uuid7()), entry_id=entry.id)
+    with SqliteStore(db) as store:
+        store.insert_entries([(entry, raw)], now)
+        store.insert_alerts([StoredAlert("s1", "gate-north", alert, now)])
+    return entry, alert
+
+
+def test_a_stored_fever_appears_on_the_open_alerts_page_within_a_second(
+        served: tuple[str, Path], browser: Browser, tmp_path: Path) -> None:
+    url, db = served
+    page = browser.new_page(viewport={"width": 1440, "height": 900}, locale="zh-CN")
+    try:
+        page.goto(f"{url}/alerts")
+        page.fill("input[name=username]", "wang")
+        page.fill("input[name=password]", PASSWORD)
+        page.click("button[type=submit]")
+        page.wait_for_url(f"{url}/alerts")
+        assert page.locator("h1").inner_text() == "告警"
+        assert page.locator("#no-alerts").is_visible()
+        page.evaluate("window.stillTheSamePage = true")
+        page.wait_for_timeout(700)  # the event stream is open
+        entry, alert = store_fever(db)
+        card = page.locator(f"[data-alert='{alert.id}']")
+        card.wait_for(timeout=1000)
+        assert page.evaluate("window.stillTheSamePage") is True
+        text = card.inner_text()
+        for shown in ("体温异常", "38.4 °C", "蓝色", "9-1-101", "3701**************", entry.id):
+            assert shown in text, shown
+        assert page.locator("#no-alerts").count() == 0
+        page.screenshot(path=str(tmp_path / "alert.png"), full_page=True)
+        page.fill(f"[data-alert='{alert.id}'] form.ack input[name=note]", "马上到")
+        page.click(f"[data-alert='{alert.id}'] form.ack button")
+        page.wait_for_url(f"{url}/alerts")
+        assert "wang 于" in page.locator(f"[data-alert='{alert.id}']").inner_text()
+    finally:
+        page.close()
+
+
+@pytest.fixture
+def kept() -> Iterator[list[object]]:
+    """Holds objects until after the fixtures requested later have been torn down."""
+    held: list[object] = []
+    yield held
+    held.clear()
+
+
+def test_an_open_event_stream_ends_when_the_service_stops(kept: list[object],
+                                                          served: tuple[str, Path]) -> None:
+    url, _ = served
+    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
+    with opener.open(f"{url}/signin", timeout=5) as signin:
+        match = re.search(r'name="csrf" value="([^"]+)"', signin.read().decode())
+    assert match
+    form = {"csrf": match[1], "username": "wang", "password": PASSWORD, "next": "/alerts"}
+    opener.open(f"{url}/signin", data=urllib.parse.urlencode(form).encode(), timeout=5).close()
+    stream = opener.open(f"{url}/alerts/events", timeout=5)
+    assert stream.headers["content-type"].startswith("text/event-stream")
+    assert stream.readline() == b"retry: 1000\n"
+    kept.append(stream)  # still open when `served` stops the service and checks it stopped within seconds
