@@ -4,23 +4,20 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from starlette.routing import Mount, Route
 from starlette.testclient import TestClient
+from web_helpers import KEY, NOW, PASSWORD, csrf_of, sign_in, store_with_users
 
 from checkpoint.entry import Status
-from office.store.base import Role, Store
-from office.store.sqlite import SqliteStore
+from office.store.base import Store
 from office.web.app import WebSettings, create_app
 from office.web.passwords import hash_password
 from office.web.security import SignInLimiter
 
-NOW = datetime(2026, 3, 19, 7, 0, tzinfo=UTC)
-KEY = b"k" * 32
-PASSWORD = "correct horse battery"
 OPEN_PATHS = {"/signin", "/lang/{lang}"}
 
 
@@ -34,10 +31,7 @@ class Clock:
 
 @pytest.fixture
 def store(tmp_path: Path) -> Iterator[Store]:
-    with SqliteStore(tmp_path / "office.sqlite") as opened:
-        users: tuple[tuple[str, Role], ...] = (("guard1", "guard"), ("clerk", "office"), ("boss", "admin"))
-        for name, role in users:
-            opened.add_user(name, role, hash_password(PASSWORD), by="test", at=NOW - timedelta(days=1))
+    with store_with_users(tmp_path / "office.sqlite") as opened:
         yield opened
 
 
@@ -51,20 +45,6 @@ def client(store: Store, clock: Clock) -> Iterator[TestClient]:
     app = create_app(store, KEY, limiter=SignInLimiter(clock=clock), now=lambda: NOW)
     with TestClient(app, base_url="http://testserver", follow_redirects=False) as test_client:
         yield test_client
-
-
-def csrf_of(html: str) -> str:
-    match = re.search(r'name="csrf" value="([^"]+)"', html)
-    assert match, html
-    return match[1]
-
-
-def sign_in(client: TestClient, name: str, password: str = PASSWORD, *, next_path: str = "/overview"
-            ) -> tuple[int, str]:
-    token = csrf_of(client.get("/signin").text)
-    response = client.post("/signin", data={"csrf": token, "username": name, "password": password,
-                                            "next": next_path})
-    return response.status_code, response.headers.get("location", response.text)
 
 
 def test_signing_in_sets_a_safe_cookie_and_shows_the_overview_in_chinese(client: TestClient,

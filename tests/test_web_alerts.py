@@ -7,32 +7,25 @@ import json
 import re
 import threading
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 import uuid6
 from starlette.testclient import TestClient
+from web_helpers import KEY, NOW, csrf_of, store_with_users
+from web_helpers import sign_in as sign_in_as
 
 from checkpoint.entry import Alert, Entry, Status, format_ts
-from office.store.base import Role, Store, StoredAlert
-from office.store.sqlite import SqliteStore
+from office.store.base import Store, StoredAlert
 from office.web import alerts as alerts_module
 from office.web.app import create_app
-from office.web.passwords import hash_password
-
-NOW = datetime(2026, 3, 19, 7, 0, tzinfo=UTC)
-KEY = b"k" * 32
-PASSWORD = "correct horse battery"
 
 
 @pytest.fixture
 def store(tmp_path: Path) -> Iterator[Store]:
-    with SqliteStore(tmp_path / "office.sqlite") as opened:
-        users: tuple[tuple[str, Role], ...] = (("guard1", "guard"), ("clerk", "office"), ("boss", "admin"))
-        for name, role in users:
-            opened.add_user(name, role, hash_password(PASSWORD), by="test", at=NOW - timedelta(days=1))
+    with store_with_users(tmp_path / "office.sqlite") as opened:
         yield opened
 
 
@@ -42,18 +35,9 @@ def client(store: Store) -> Iterator[TestClient]:
         yield test_client
 
 
-def csrf_of(html: str) -> str:
-    match = re.search(r'name="csrf" value="([^"]+)"', html)
-    assert match, html
-    return match[1]
-
-
 def sign_in(client: TestClient, name: str) -> str:
     """Signs in; returns the session's CSRF token."""
-    token = csrf_of(client.get("/signin").text)
-    response = client.post("/signin", data={"csrf": token, "username": name, "password": PASSWORD,
-                                            "next": "/alerts"})
-    assert response.status_code == 303
+    assert sign_in_as(client, name, next_path="/alerts")[0] == 303
     return csrf_of(client.get("/alerts").text)
 
 

@@ -6,8 +6,6 @@ from __future__ import annotations
 import http.cookiejar
 import json
 import re
-import threading
-import time
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
@@ -17,11 +15,9 @@ from pathlib import Path
 import pytest
 import uuid6
 from playwright.sync_api import Browser
+from web_helpers import office_web
 
 from checkpoint.entry import Alert, Entry, format_ts
-from kiosk.mqtt.local_broker import free_port
-from office.config import OfficeConfig
-from office.ingest.service import Collector
 from office.store.base import StoredAlert
 from office.store.sqlite import SqliteStore
 from office.web.passwords import hash_password
@@ -35,37 +31,9 @@ def served(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     db = tmp_path / "office.sqlite"
     with SqliteStore(db) as store:
         store.add_user("wang", "guard", hash_password(PASSWORD), by="test", at=datetime.now(UTC))
-    key = tmp_path / "session.key"
-    key.write_bytes(b"s" * 32)
-    key.chmod(0o600)
-    port = free_port()
-    config = OfficeConfig.model_validate({
-        "store": {"kind": "sqlite", "path": str(db)}, "ingest": {"enabled": False},
-        "web": {"port": port, "session_key_file": str(key)}})
-    stop = threading.Event()
-    service = Collector(config, stop=stop, serve_web=True)
-    thread = threading.Thread(target=service.run, name="office-under-test")
-    thread.start()
-    url = f"http://127.0.0.1:{port}"
-    stopped_in: list[float] = []
-    try:
-        for _ in range(200):
-            if service.web is not None and service.web.alive and service.web.port == port:
-                try:
-                    urllib.request.urlopen(f"{url}/signin", timeout=1).close()
-                    break
-                except OSError:
-                    pass
-            stop.wait(0.05)
-        yield url, db
-    finally:
-        stop.set()
-        began = time.monotonic()
-        thread.join(15)
-        stopped_in.append(time.monotonic() - began)
-    assert not thread.is_alive() and stopped_in[0] < 5  # an open event stream does not hold the server up
-    assert not any(t.name == "web" for t in threading.enumerate())
-
+    with office_web(tmp_path, db) as served:
+        yield served.url, db
+    assert served.stop_s < 5  # an open event stream does not hold the server up
 
 
 def store_fever(db: Path) -> tuple[Entry, Alert]:

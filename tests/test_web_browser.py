@@ -6,19 +6,15 @@ browser signs in through the form and reads the overview in Chinese, on a phone 
 
 from __future__ import annotations
 
-import threading
-import urllib.request
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser
+from web_helpers import office_web
 
 from checkpoint.entry import Status
-from kiosk.mqtt.local_broker import free_port
-from office.config import OfficeConfig
-from office.ingest.service import Collector
 from office.store.sqlite import SqliteStore
 from office.web.passwords import hash_password
 
@@ -36,34 +32,8 @@ def served(tmp_path: Path) -> Iterator[str]:
                                       "thermometer": "ok", "version": "0.1.0"})
         store.record_status("s1", "gate-north", beat, now)
         store.record_status("s1", "gate-south", beat, now - timedelta(minutes=15))
-    key = tmp_path / "session.key"
-    key.write_bytes(b"s" * 32)
-    key.chmod(0o600)
-    port = free_port()
-    config = OfficeConfig.model_validate({
-        "store": {"kind": "sqlite", "path": str(db)}, "ingest": {"enabled": False},
-        "web": {"port": port, "session_key_file": str(key)}})
-    stop = threading.Event()
-    service = Collector(config, stop=stop, serve_web=True)
-    thread = threading.Thread(target=service.run, name="office-under-test")
-    thread.start()
-    url = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(200):
-            if service.web is not None and service.web.alive and service.web.port == port:
-                try:
-                    urllib.request.urlopen(f"{url}/signin", timeout=1).close()
-                    break
-                except OSError:
-                    pass
-            stop.wait(0.05)
-        yield url
-    finally:
-        stop.set()
-        thread.join(15)
-    assert not thread.is_alive()
-    assert not any(t.name == "web" for t in threading.enumerate())
-
+    with office_web(tmp_path, db) as served:
+        yield served.url
 
 
 @pytest.mark.parametrize(("width", "height", "name"), [(390, 844, "phone"), (1440, 900, "desktop")])

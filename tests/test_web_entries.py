@@ -15,13 +15,11 @@ from pathlib import Path
 import pytest
 from fixtures.collector_data import at, insert, make_entry
 from starlette.testclient import TestClient
-from test_web import KEY, NOW, PASSWORD, sign_in
+from web_helpers import KEY, NOW, sign_in, store_with_users
 
 from checkpoint.entry import Entry
-from office.store.base import Role, Store
-from office.store.sqlite import SqliteStore
+from office.store.base import Store
 from office.web.app import create_app
-from office.web.passwords import hash_password
 
 T = at("2026-03-19T01:30:00.000Z")  # 09:30 in Asia/Shanghai, the report zone; NOW is 15:00 there
 S = timedelta(seconds=1)
@@ -29,10 +27,7 @@ S = timedelta(seconds=1)
 
 @pytest.fixture
 def store(tmp_path: Path) -> Iterator[Store]:
-    with SqliteStore(tmp_path / "office.sqlite") as opened:
-        users: tuple[tuple[str, Role], ...] = (("guard1", "guard"), ("clerk", "office"), ("boss", "admin"))
-        for name, role in users:
-            opened.add_user(name, role, hash_password(PASSWORD), by="test", at=NOW - timedelta(days=1))
+    with store_with_users(tmp_path / "office.sqlite") as opened:
         yield opened
 
 
