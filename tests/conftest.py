@@ -7,9 +7,12 @@ from pathlib import Path
 import pytest
 from gpiozero import Device
 from gpiozero.pins.mock import MockFactory
+from pg import fresh_database
 from playwright.sync_api import Browser, sync_playwright
 
 from kiosk.mqtt.local_broker import LocalBroker
+from office.store.base import Store
+from office.store.opening import open_store
 
 
 @pytest.fixture
@@ -79,3 +82,15 @@ def browser() -> Iterator[Browser]:
             yield launched
         finally:
             launched.close()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def each_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    """An empty office store, once on SQLite and once on a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        with open_store("sqlite", path=tmp_path / "office.sqlite") as opened:
+            yield opened
+    else:
+        with fresh_database(request.getfixturevalue("postgres_dsn")) as dsn, \
+                open_store("postgres", dsn=dsn) as opened:
+            yield opened

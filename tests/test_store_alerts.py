@@ -2,29 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 import uuid6
-from pg import fresh_database
 from test_store import T0, entry
 
 from checkpoint.entry import Alert
 from office.store.base import Store, StoredAlert
-from office.store.opening import open_store
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    if request.param == "sqlite":
-        with open_store("sqlite", path=tmp_path / "office.sqlite") as opened:
-            yield opened
-    else:
-        with fresh_database(request.getfixturevalue("postgres_dsn")) as dsn, \
-                open_store("postgres", dsn=dsn) as opened:
-            yield opened
+@pytest.fixture
+def store(each_store: Store) -> Store:
+    return each_store
 
 
 def fever(seconds: int, entry_id: str | None = None) -> StoredAlert:

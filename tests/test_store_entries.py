@@ -3,32 +3,22 @@ database (decision, one reason of several), newest first, and keyset pages that 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 from fixtures.collector_data import at, insert, make_entry
-from pg import fresh_database
 
 from checkpoint.entry import Entry
 from office.store.base import Store
-from office.store.opening import open_store
 
 T = at("2026-03-19T08:00:00.000Z")
 S = timedelta(seconds=1)
 DAY = timedelta(days=1)
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    if request.param == "sqlite":
-        with open_store("sqlite", path=tmp_path / "office.sqlite") as opened:
-            yield opened
-    else:
-        with fresh_database(request.getfixturevalue("postgres_dsn")) as dsn, \
-                open_store("postgres", dsn=dsn) as opened:
-            yield opened
+@pytest.fixture
+def store(each_store: Store) -> Store:
+    return each_store
 
 
 @pytest.fixture
