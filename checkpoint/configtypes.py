@@ -48,7 +48,8 @@ class SecretError(Exception):
     """A configured secret could not be read."""
 
 
-def _secret_path(key: str, file: Path | None, credential: str | None) -> Path | None:
+def secret_path(key: str, file: Path | None, credential: str | None) -> Path | None:
+    """Where the secret `key` is: `file`, or the systemd credential `credential`; None when neither is set."""
     if file is not None:
         return file
     if credential is None:
@@ -62,7 +63,7 @@ def _secret_path(key: str, file: Path | None, credential: str | None) -> Path | 
 def read_secret(key: str, file: Path | None, credential: str | None) -> bytes | None:
     """A text secret (a password, a token, a DSN) from a file or from `$CREDENTIALS_DIRECTORY`, without
     surrounding whitespace such as a trailing newline; None when neither is set."""
-    path = _secret_path(key, file, credential)
+    path = secret_path(key, file, credential)
     if path is None:
         return None
     try:
@@ -78,7 +79,7 @@ def read_key(key: str, file: Path | None, credential: str | None) -> bytes | Non
     """A binary key (the site HMAC key) from a file or from `$CREDENTIALS_DIRECTORY`, byte for byte and at
     least MIN_KEY_BYTES long; a key file must be a regular file only its owner can use. None when neither is
     set."""
-    path = _secret_path(key, file, credential)
+    path = secret_path(key, file, credential)
     if path is None:
         return None
     expected = f"expected at least {MIN_KEY_BYTES} random bytes (head -c {MIN_KEY_BYTES} /dev/urandom)"

@@ -8,18 +8,22 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from pydantic import AfterValidator, Field, ValidationInfo, field_validator, model_validator
 
 from checkpoint.configtypes import (
     ConfigPath,
     CredentialName,
     Name,
+    SecretError,
     Strict,
     TimeZoneName,
     Unique,
     read_key,
     read_secret,
+    secret_path,
 )
+from checkpoint.keys import KeyFileError, load_private_key
 from checkpoint.tomlconfig import read_toml_text, resolve_path, validate_toml
 
 DEFAULT_CONFIG = Path("/etc/checkpoint-kiosk/office.toml")
@@ -156,12 +160,40 @@ class RegistrySection(Strict):
 
 
 class SiteSection(Strict):
+    name: str = Field("", max_length=64, description=(
+        "The community's name as people know it (e.g. 幸福里社区): on pass sheets and reports."))
     hmac_key_file: ConfigPath | None = None
     hmac_key_credential: CredentialName = None
+    pass_key_file: ConfigPath | None = Field(None, description=(
+        "The Ed25519 private key (kiosk-admin keygen) that signs this site's passes and revocation lists "
+        "in the web app; the kiosks trust its .pub in passes.keys_dir."))
+    pass_key_credential: CredentialName = None
+    command_key_file: ConfigPath | None = Field(None, description=(
+        "The office server's own operator key: it signs remote opens (CKC1) sent from the web app; the "
+        "kiosks trust its .pub in commands.keys_dir."))
+    command_key_credential: CredentialName = None
 
     def hmac_key(self) -> bytes | None:
         """The site HMAC key (what kiosks hash ID numbers with), for `trace --id-number`."""
         return read_key("sites.hmac_key", self.hmac_key_file, self.hmac_key_credential)
+
+    def pass_key(self) -> Ed25519PrivateKey | None:
+        """The pass and revocation signing key; None when it is not configured."""
+        return _private_key("sites.pass_key", self.pass_key_file, self.pass_key_credential)
+
+    def command_key(self) -> Ed25519PrivateKey | None:
+        """The remote-open signing key; None when it is not configured."""
+        return _private_key("sites.command_key", self.command_key_file, self.command_key_credential)
+
+
+def _private_key(key: str, file: Path | None, credential: str | None) -> Ed25519PrivateKey | None:
+    path = secret_path(key, file, credential)
+    if path is None:
+        return None
+    try:
+        return load_private_key(path)
+    except KeyFileError as exc:
+        raise SecretError(f"{key}: {exc}") from exc
 
 
 class WebSection(Strict):
@@ -177,6 +209,15 @@ class WebSection(Strict):
     tls_keyfile: ConfigPath | None = None
     silent_after_s: int = Field(120, ge=10, le=86_400, description=(
         "A kiosk not heard from for this long shows grey (kiosks send a heartbeat every 30 s)."))
+    broker_username: str | None = Field(None, min_length=1, max_length=128, description=(
+        "The web app's own broker user (kiosk-admin broker-user --office NAME): it publishes remote opens "
+        "and revocation lists. Unset: the [broker] user."))
+    broker_password_file: ConfigPath | None = None
+    broker_password_credential: CredentialName = None
+
+    def broker_password(self) -> bytes | None:
+        """The web app's broker password, from its file or credential."""
+        return read_secret("web.broker_password", self.broker_password_file, self.broker_password_credential)
 
     @model_validator(mode="after")
     def _tls_needs_both(self) -> WebSection:
@@ -234,10 +275,13 @@ def _resolve_paths(config: OfficeConfig, base: Path) -> OfficeConfig:
         update={"path": fix(config.store.path), "dsn_file": fix(config.store.dsn_file)}
     )
     report = config.report.model_copy(update={"out_dir": fix(config.report.out_dir)})
-    sites = {name: site.model_copy(update={"hmac_key_file": fix(site.hmac_key_file)})
+    sites = {name: site.model_copy(update={"hmac_key_file": fix(site.hmac_key_file),
+                                           "pass_key_file": fix(site.pass_key_file),
+                                           "command_key_file": fix(site.command_key_file)})
              for name, site in config.sites.items()}
     web = config.web.model_copy(update={"session_key_file": fix(config.web.session_key_file),
                                         "tls_certfile": fix(config.web.tls_certfile),
-                                        "tls_keyfile": fix(config.web.tls_keyfile)})
+                                        "tls_keyfile": fix(config.web.tls_keyfile),
+                                        "broker_password_file": fix(config.web.broker_password_file)})
     return config.model_copy(update={"broker": broker, "store": store, "report": report, "sites": sites,
                                      "web": web})

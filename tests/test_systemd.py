@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from office.config import load_office_config
+
 UNITS = Path(__file__).resolve().parent.parent / "systemd"
 BIN = Path(sys.executable).parent
 
@@ -46,6 +48,19 @@ def test_office_unit_settings() -> None:
     unit = service("checkpoint-office.service")
     assert unit["Type"] == ["notify"] and unit["Restart"] == ["on-failure"]
     assert "kiosk-office run" in unit["ExecStart"][0]
+
+
+def test_office_unit_loads_every_credential_the_example_config_names() -> None:
+    """The example config reads the web session key, the web app's broker password and a site's signing
+    keys from credentials: without a LoadCredential= for each, the service could not start."""
+    config = load_office_config(UNITS.parent / "config" / "office.example.toml")
+    named = {config.broker.password_credential, config.web.session_key_credential,
+             config.web.broker_password_credential}
+    for site in config.sites.values():
+        named |= {site.hmac_key_credential, site.pass_key_credential, site.command_key_credential}
+    loaded = {line.partition(":")[0] for line in service("checkpoint-office.service")["LoadCredential"]}
+    assert None not in named and "web_session_key" in named
+    assert named <= loaded, named - loaded
 
 
 @pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze not installed")

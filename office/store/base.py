@@ -14,186 +14,50 @@ another id (a kiosk whose outbox was reset and restarted its seq) is stored too 
 
 from __future__ import annotations
 
-import bisect
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from datetime import datetime
 from types import TracebackType
-from typing import Literal, Self, get_args
+from typing import Self
 
-from checkpoint.entry import Alert, Entry, Resolution, Status
+from checkpoint.entry import Entry, Status
+from office.store.records import (
+    ROLES,
+    AlertHandling,
+    AlertView,
+    AuditRecord,
+    DeadLetter,
+    Gap,
+    IssuedPass,
+    KioskState,
+    Role,
+    SeqConflict,
+    StoredAlert,
+    StoredResolution,
+    StoreError,
+    User,
+)
+from office.store.seqs import SeqPlan, plan_seqs
 
-
-class StoreError(Exception):
-    """The store could not do what was asked (database unreachable, disk full, ...); nothing was written."""
-
-
-@dataclass(frozen=True)
-class DeadLetter:
-    """A message the collector could not accept, kept with why and exactly what arrived."""
-
-    received_at: datetime
-    topic: str
-    reason: str
-    payload: bytes
-
-
-@dataclass(frozen=True)
-class Gap:
-    """Entries `first..last` (inclusive) of one kiosk that have not arrived: possibly lost."""
-
-    site: str
-    kiosk: str
-    first: int
-    last: int
-
-
-@dataclass(frozen=True)
-class SeqConflict:
-    """Several entries (different ids) of one kiosk with the same `seq`: the kiosk restarted its count."""
-
-    site: str
-    kiosk: str
-    seq: int
-    entry_ids: tuple[str, ...]  # sorted
-    detected_at: datetime  # received_at of the batch that first showed the conflict
-
-
-@dataclass(frozen=True)
-class KioskState:
-    """A kiosk as its retained status and last will describe it."""
-
-    site: str
-    kiosk: str
-    state: str  # "online" | "offline"
-    since: datetime  # when it entered this state
-    last_seen: datetime  # last status or heartbeat received
-    backlog: int | None
-    camera: str | None
-    thermometer: str | None
-    version: str | None
-
-
-@dataclass(frozen=True)
-class StoredAlert:
-    """An alert as received from a kiosk."""
-
-    site: str
-    kiosk: str
-    alert: Alert
-    received_at: datetime
-
-
-@dataclass(frozen=True)
-class StoredResolution:
-    """How an attention ended, as received from its kiosk."""
-
-    site: str
-    kiosk: str
-    resolution: Resolution
-    received_at: datetime
-
-
-@dataclass(frozen=True)
-class IssuedPass:
-    """One row of the issued-pass registry (`kiosk-admin issue-pass` writes `passes.csv`)."""
-
-    pid: str
-    cat: str
-    hh: str | None
-    name_masked: str
-    idh: str
-    nbf: int
-    exp: int
-    kid: str
-
-
-Role = Literal["guard", "office", "admin"]
-ROLES: tuple[Role, ...] = get_args(Role)
-
-
-@dataclass(frozen=True)
-class User:
-    """Someone who signs in to the office web app."""
-
-    name: str
-    role: Role
-    password_hash: str  # argon2 (office/web/passwords.py); never a password
-    disabled: bool
-    created: datetime
-    updated: datetime
-
-
-@dataclass(frozen=True)
-class AuditRecord:
-    """One thing someone did: a sign-in, a user change, later an acknowledgement or an export."""
-
-    at: datetime
-    who: str
-    action: str  # e.g. "user.add", "signin", "signin.failed"
-    detail: str
-
-
-@dataclass(frozen=True)
-class AlertHandling:
-    """What the office did about an alert: acknowledged it, and perhaps resolved it, each with a note."""
-
-    alert_id: str
-    acked_by: str
-    acked_at: datetime
-    ack_note: str
-    resolved_by: str | None
-    resolved_at: datetime | None
-    resolve_note: str | None
-
-
-@dataclass(frozen=True)
-class AlertView:
-    """A stored alert with its insertion number `n`, the entry it names (if stored) and its handling."""
-
-    n: int
-    stored: StoredAlert
-    entry: Entry | None
-    handling: AlertHandling | None
-
-
-@dataclass
-class SeqPlan:
-    """How one kiosk's seq bookkeeping changes when a batch arrives."""
-
-    top: int  # the new highest seq
-    drop: list[int] = field(default_factory=list)  # first_seq of gaps to delete
-    add: list[tuple[int, int]] = field(default_factory=list)  # gaps to insert (after the deletes)
-    reseen: list[int] = field(default_factory=list)  # seqs at or below the old top that filled no gap
-
-
-def plan_seqs(top: int, gaps: Iterable[tuple[int, int]], seqs: Iterable[int]) -> SeqPlan:
-    """Apply `seqs` to a kiosk whose highest seq is `top`, given its open gaps that the seqs may fall in."""
-    ordered = sorted(set(seqs))
-    cut = bisect.bisect_right(ordered, top)
-    below, above = ordered[:cut], ordered[cut:]
-    plan = SeqPlan(top)
-    filled: set[int] = set()
-    for first, last in sorted(gaps):
-        hits = below[bisect.bisect_left(below, first):bisect.bisect_right(below, last)]
-        if not hits:
-            continue
-        plan.drop.append(first)
-        filled.update(hits)
-        start = first
-        for seq in hits:
-            if seq > start:
-                plan.add.append((start, seq - 1))
-            start = seq + 1
-        if start <= last:
-            plan.add.append((start, last))
-    plan.reseen = [seq for seq in below if seq not in filled]
-    for seq in above:
-        if seq > plan.top + 1:
-            plan.add.append((plan.top + 1, seq - 1))
-        plan.top = seq
-    return plan
+__all__ = [
+    "ROLES",
+    "AlertHandling",
+    "AlertView",
+    "AuditRecord",
+    "DeadLetter",
+    "Gap",
+    "IssuedPass",
+    "KioskState",
+    "Role",
+    "SeqConflict",
+    "SeqPlan",
+    "Store",
+    "StoreError",
+    "StoredAlert",
+    "StoredResolution",
+    "User",
+    "plan_seqs",
+]
 
 
 class Store(ABC):
