@@ -3,22 +3,15 @@
 from __future__ import annotations
 
 import argparse
-import ssl
-import threading
 from datetime import UTC, datetime
 from pathlib import Path
-
-import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
-from paho.mqtt.reasoncodes import ReasonCode
 
 from checkpoint.commands import COMMANDS, DEFAULT_VALIDITY_S, MAX_VALIDITY_S, issue_command
 from checkpoint.configtypes import read_secret
 from checkpoint.keys import load_private_key
 from checkpoint.topics import topics
 from office.admin.passes import AdminError
-
-PUBACK_TIMEOUT_S = 10.0
+from office.mqtt import PublishError, publish_once
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> argparse.ArgumentParser:
@@ -58,38 +51,9 @@ def run_command(args: argparse.Namespace) -> None:
         return
     password = read_secret("--password-file", args.password_file, None)
     topic = f"{topics(args.site, args.kiosk).cmd}/{args.name}"
-    publish_once(topic, text, host=args.host, port=args.port, username=args.username,
-                 password=password.decode() if password is not None else None, ca_file=args.ca_file)
+    try:
+        publish_once(topic, text, host=args.host, port=args.port, username=args.username,
+                     password=password.decode() if password is not None else None, ca_file=args.ca_file)
+    except PublishError as exc:
+        raise AdminError(str(exc)) from exc
     print(f"{args.name} sent to {args.site}/{args.kiosk}")
-
-
-def publish_once(topic: str, payload: str, *, host: str, port: int, username: str | None = None,
-                 password: str | None = None, ca_file: Path | None = None) -> None:
-    """Publish one QoS 1 message (not retained) and wait for the broker's PUBACK; AdminError if refused."""
-    client = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
-    if username is not None:
-        client.username_pw_set(username, password)
-    if ca_file is not None:
-        client.tls_set(ca_certs=str(ca_file), tls_version=ssl.PROTOCOL_TLS_CLIENT)
-    acked = threading.Event()
-    reasons: list[ReasonCode] = []
-
-    def on_publish(_c: mqtt.Client, _u: object, _mid: int, reason: ReasonCode, _p: object) -> None:
-        reasons.append(reason)
-        acked.set()
-
-    client.on_publish = on_publish
-    try:
-        client.connect(host, port)
-    except OSError as exc:
-        raise AdminError(f"cannot reach the broker at {host}:{port}: {exc}") from exc
-    client.loop_start()
-    try:
-        client.publish(topic, payload, qos=1, retain=False)
-        if not acked.wait(PUBACK_TIMEOUT_S):
-            raise AdminError(f"the broker did not acknowledge within {PUBACK_TIMEOUT_S:g} s")
-        if reasons[0].is_failure:
-            raise AdminError(f"the broker refused the command: {reasons[0]}")
-    finally:
-        client.disconnect()
-        client.loop_stop()

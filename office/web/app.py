@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Awaitable, Callable, Collection
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -33,6 +33,8 @@ from starlette.templating import Jinja2Templates
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from checkpoint.entry import utc_now
+from office.config import SiteSection
+from office.mqtt import BrokerLink
 from office.store.base import Role, Store, User
 from office.web.alerts import alert_routes
 from office.web.entries import entry_routes
@@ -63,6 +65,8 @@ class WebSettings:
     silent_after_s: int = 120
     session_hours: int = 12
     tls: bool = False
+    sites: Mapping[str, SiteSection] = field(default_factory=dict)  # names, signing keys ([sites.X])
+    broker: BrokerLink | None = None  # where remote opens and revocation lists go; None: nowhere
 
 
 @dataclass(frozen=True)

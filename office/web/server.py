@@ -13,6 +13,7 @@ import uvicorn
 
 from checkpoint.entry import utc_now
 from office.config import OfficeConfig
+from office.mqtt import BrokerLink
 from office.store.base import Store
 from office.web.app import WebSettings, create_app
 
@@ -29,7 +30,8 @@ def settings_of(config: OfficeConfig) -> WebSettings:
     """The app's settings from the office config."""
     web = config.web
     return WebSettings(tz=config.report.zone, silent_after_s=web.silent_after_s,
-                       session_hours=web.session_hours, tls=web.tls)
+                       session_hours=web.session_hours, tls=web.tls, sites=dict(config.sites),
+                       broker=BrokerLink.of(config))
 
 
 class WebServer:
