@@ -8,7 +8,7 @@ Lang = Literal["zh", "en"]
 LANGS: tuple[Lang, ...] = get_args(Lang)
 DEFAULT_LANG: Lang = "zh"
 
-MESSAGES: dict[str, tuple[str, str]] = {
+_COMMON: dict[str, tuple[str, str]] = {
     "app": ("社区卡口办公室", "Checkpoint office"),
     "signin": ("登录", "Sign in"),
     "signout": ("退出", "Sign out"),
@@ -80,6 +80,9 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "colour.red": ("红色", "red"),
     "colour.pink": ("粉色", "pink"),
     "entries": ("出入记录", "Entries"),
+    "reports": ("日报", "Reports"),
+    "trace": ("追踪", "Trace"),
+    "passes": ("出入证", "Passes"),
     "entries.from": ("从", "From"),
     "entries.to": ("到", "To"),
     "entries.decision": ("结果", "Decision"),
@@ -134,6 +137,20 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "pass.red": ("返回人员", "returnee"),
     "pass.pink": ("访客", "visitor"),
 }
+
+# Each page's own words, so that pages are added without touching each other's.
+_OVERVIEW: dict[str, tuple[str, str]] = {
+}
+_REPORTS: dict[str, tuple[str, str]] = {
+}
+_TRACE: dict[str, tuple[str, str]] = {
+}
+_PASSES: dict[str, tuple[str, str]] = {
+}
+_TRAVEL: dict[str, tuple[str, str]] = {  # the travel card and a health code's holder (issue 15)
+}
+
+MESSAGES: dict[str, tuple[str, str]] = {**_COMMON, **_OVERVIEW, **_REPORTS, **_TRACE, **_PASSES, **_TRAVEL}
 
 
 def translate(lang: Lang, key: str, **values: object) -> str:
