@@ -11,6 +11,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from starlette.testclient import TestClient
 
@@ -60,17 +61,19 @@ class Served:
 
 
 @contextmanager
-def office_web(tmp_path: Path, db: Path) -> Iterator[Served]:
-    """`kiosk-office run`'s service with the web app only, on the SQLite store at `db`, on a free port."""
+def office_web(tmp_path: Path, db: Path, *, config: dict[str, Any] | None = None) -> Iterator[Served]:
+    """`kiosk-office run`'s service with the web app only, on the SQLite store at `db`, on a free port;
+    `config` adds sections (e.g. "sites", "broker") or keys of [web]."""
     key = tmp_path / "session.key"
     key.write_bytes(b"s" * 32)
     key.chmod(0o600)
     port = free_port()
-    config = OfficeConfig.model_validate({
-        "store": {"kind": "sqlite", "path": str(db)}, "ingest": {"enabled": False},
-        "web": {"port": port, "session_key_file": str(key)}})
+    extra = dict(config or {})
+    web = {"port": port, "session_key_file": str(key), **extra.pop("web", {})}
+    settings = OfficeConfig.model_validate({
+        "store": {"kind": "sqlite", "path": str(db)}, "ingest": {"enabled": False}, "web": web, **extra})
     stop = threading.Event()
-    service = Collector(config, stop=stop, serve_web=True)
+    service = Collector(settings, stop=stop, serve_web=True)
     thread = threading.Thread(target=service.run, name="office-under-test")
     thread.start()
     served = Served(f"http://127.0.0.1:{port}")
