@@ -25,6 +25,8 @@ from office.store.base import (
     plan_seqs,
 )
 from office.store.entries import EntryQueries
+from office.store.passes import PassQueries
+from office.store.reports import ReportQueries
 from office.store.schema import (
     SCHEMA_VERSION,
     Cursor,
@@ -40,7 +42,7 @@ _CHUNK = 300  # keys per statement where a query lists them (a few parameters ea
 Kiosk = tuple[str, str]
 
 
-class SqlStore(UserQueries, AlertQueries, EntryQueries, Store):
+class SqlStore(UserQueries, AlertQueries, EntryQueries, PassQueries, ReportQueries, Store):
     """Every `Store` method in portable SQL; a backend supplies transactions and the bulk entry insert."""
 
     dialect: Dialect
