@@ -59,7 +59,7 @@ class EntryQueries(ABC):
                 params.append(reason)
         if after is not None:
             at, entry_id = after
-            sql += " AND (ts < ? OR (ts = ? AND id < ?))"
-            params += [self._t(at), self._t(at), entry_id]
+            sql += " AND (ts, id) < (?, ?)"  # a row value: both databases seek the (ts, id) index
+            params += [self._t(at), entry_id]
         rows = self._select(sql + " ORDER BY ts DESC, id DESC LIMIT ?", [*params, limit])
         return [Entry.model_validate_json(bytes(payload)) for (payload,) in rows]

@@ -56,7 +56,9 @@ CREATE TABLE IF NOT EXISTS entries (
     health_scheme TEXT, health_status TEXT, pid TEXT, cat TEXT, hh TEXT, person_ref TEXT, person_masked TEXT,
     clock_unsynced {boolean} NOT NULL, received_at {timestamp} NOT NULL, payload {blob} NOT NULL
 ){table_suffix};
-CREATE INDEX IF NOT EXISTS entries_ts ON entries (ts);
+-- (ts, id): the entries page's newest-first keyset order, and every query over a time window
+CREATE INDEX IF NOT EXISTS entries_ts_id ON entries (ts, id);
+DROP INDEX IF EXISTS entries_ts;
 CREATE INDEX IF NOT EXISTS entries_site_ts ON entries (site, ts);
 CREATE INDEX IF NOT EXISTS entries_person ON entries (person_ref, ts);
 CREATE INDEX IF NOT EXISTS entries_pid ON entries (pid, ts);
