@@ -430,6 +430,35 @@ def test_users_are_added_once_changed_and_audited_in_one_transaction(store: Stor
         store.add_user("li", "root", "h", by="cli:root", at=T0)  # type: ignore[arg-type]
 
 
+def test_web_sessions_open_expire_and_close(store: Store) -> None:
+    hour = timedelta(hours=1)
+    store.open_web_session("a" * 64, "wang", at=T0, expires=T0 + hour)
+    store.open_web_session("b" * 64, "wang", at=T0, expires=T0 + 2 * hour)
+    store.open_web_session("c" * 64, "li", at=T0, expires=T0 + hour)
+    assert store.web_session_user("a" * 64, now=T0) == "wang"
+    assert store.web_session_user("a" * 64, now=T0 + hour) is None  # expired
+    assert store.web_session_user("d" * 64, now=T0) is None
+    assert store.close_web_sessions(session_hash="c" * 64) == 1
+    assert store.web_session_user("c" * 64, now=T0) is None
+    assert store.close_web_sessions(user="wang") == 2
+    assert store.web_session_user("b" * 64, now=T0) is None
+    with pytest.raises(ValueError, match="session_hash or user"):
+        store.close_web_sessions()
+
+
+def test_failed_sign_ins_are_counted_per_key_and_forgotten(store: Store) -> None:
+    store.signin_failed(["address:a", "user:wang"], at=T0, forget_before=T0)
+    store.signin_failed(["user:wang"], at=T0 + timedelta(seconds=10), forget_before=T0)
+    found = store.signin_failures(["user:wang", "address:a", "user:li"], since=T0)
+    assert found == {"user:wang": [T0, T0 + timedelta(seconds=10)], "address:a": [T0], "user:li": []}
+    assert store.signin_failures(["user:wang"], since=T0 + timedelta(seconds=5))["user:wang"] == [
+        T0 + timedelta(seconds=10)]
+    store.signin_failed(["user:li"], at=T0 + timedelta(seconds=20), forget_before=T0 + timedelta(seconds=5))
+    assert store.signin_failures(["address:a"], since=T0 - timedelta(days=1)) == {"address:a": []}
+    store.signin_succeeded(["user:wang"])
+    assert store.signin_failures(["user:wang", "user:li"], since=T0)["user:wang"] == []
+
+
 def test_the_audit_log_reads_newest_first_and_limited(store: Store) -> None:
     for n in range(5):
         store.audit("wang", "signin", f"from 10.0.0.{n}", T0 + timedelta(seconds=n))

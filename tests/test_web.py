@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -22,11 +22,13 @@ OPEN_PATHS = {"/signin", "/lang/{lang}"}
 
 
 class Clock:
+    """The app's clock: NOW plus `t` seconds."""
+
     def __init__(self) -> None:
         self.t = 0.0
 
-    def __call__(self) -> float:
-        return self.t
+    def __call__(self) -> datetime:
+        return NOW + timedelta(seconds=self.t)
 
 
 @pytest.fixture
@@ -42,7 +44,7 @@ def clock() -> Clock:
 
 @pytest.fixture
 def client(store: Store, clock: Clock) -> Iterator[TestClient]:
-    app = create_app(store, KEY, limiter=SignInLimiter(clock=clock), now=lambda: NOW)
+    app = create_app(store, KEY, now=clock)
     with TestClient(app, base_url="http://testserver", follow_redirects=False) as test_client:
         yield test_client
 
@@ -100,12 +102,50 @@ def test_sign_in_is_rate_limited_per_address_and_per_name(client: TestClient, st
 
 
 def test_a_name_is_locked_whatever_the_address(store: Store, clock: Clock) -> None:
-    limiter = SignInLimiter(clock=clock)
+    limiter = SignInLimiter(store, now=clock)
     limiter.failed(["address:a", "user:boss"])
     for n in range(4):
         limiter.failed([f"address:b{n}", "user:boss"])
     assert limiter.retry_after(["address:c", "user:boss"]) == 300
     assert limiter.retry_after(["address:a", "user:clerk"]) == 0
+
+
+def test_every_web_process_on_one_store_counts_the_same_failures(tmp_path: Path, store: Store,
+                                                                 clock: Clock) -> None:
+    """Was in memory per process: a city's second web process let a guesser start again."""
+    first, second = SignInLimiter(store, now=clock), SignInLimiter(store, now=clock)
+    for n in range(3):
+        first.failed([f"address:a{n}", "user:boss"])
+    for n in range(2):
+        second.failed([f"address:b{n}", "user:boss"])
+    assert first.retry_after(["user:boss"]) == second.retry_after(["user:boss"]) == 300
+    clock.t += 150
+    assert second.retry_after(["user:boss"]) == 150
+    clock.t += 150
+    assert first.retry_after(["user:boss"]) == 0
+    second.failed(["user:clerk"])
+    second.succeeded(["user:clerk"])
+    assert store.signin_failures(["user:clerk"], since=NOW) == {"user:clerk": []}
+
+
+def test_a_copied_cookie_signs_nobody_in_after_sign_out(client: TestClient, store: Store) -> None:
+    """Was valid until it expired: a cookie copied from an office PC kept working after its user left."""
+    assert sign_in(client, "clerk")[0] == 303
+    copied = dict(client.cookies)
+    token = csrf_of(client.get("/overview").text)
+    assert client.post("/signout", headers={"x-csrf-token": token}).status_code == 303
+    client.cookies.clear()
+    client.cookies.update(copied)
+    page = client.get("/overview")
+    assert page.status_code == 303 and page.headers["location"].startswith("/signin")
+
+
+def test_a_session_ends_when_its_hours_are_up(client: TestClient, clock: Clock) -> None:
+    assert sign_in(client, "clerk")[0] == 303
+    clock.t += 11.9 * 3600
+    assert client.get("/overview").status_code == 200
+    clock.t += 0.2 * 3600
+    assert client.get("/overview").status_code == 303
 
 
 def test_a_post_without_the_csrf_token_is_refused(client: TestClient, store: Store) -> None:

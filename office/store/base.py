@@ -220,6 +220,31 @@ class Store(ABC):
     def audit_log(self, *, limit: int = 200) -> list[AuditRecord]:
         """The newest `limit` lines of the audit log, newest first."""
 
+    @abstractmethod
+    def open_web_session(self, session_hash: str, user: str, *, at: datetime, expires: datetime) -> None:
+        """Record a signed-in session by the hash of its secret id (and forget expired ones)."""
+
+    @abstractmethod
+    def web_session_user(self, session_hash: str, *, now: datetime) -> str | None:
+        """The user of an open, unexpired session; None if it was signed out, closed or has expired."""
+
+    @abstractmethod
+    def close_web_sessions(self, *, session_hash: str | None = None, user: str | None = None) -> int:
+        """End one session, or every session of `user`; how many ended."""
+
+    @abstractmethod
+    def signin_failed(self, keys: Sequence[str], *, at: datetime, forget_before: datetime) -> None:
+        """Count a failed sign-in against each key (an address, a name); forget failures before
+        `forget_before`."""
+
+    @abstractmethod
+    def signin_failures(self, keys: Sequence[str], *, since: datetime) -> dict[str, list[datetime]]:
+        """Each key's failed sign-ins since `since`, oldest first."""
+
+    @abstractmethod
+    def signin_succeeded(self, keys: Sequence[str]) -> None:
+        """Forget the failures of these keys."""
+
     # -- handling alerts (office/store/alerts.py) --------------------------------------------------------
 
     @abstractmethod

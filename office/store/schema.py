@@ -120,6 +120,16 @@ CREATE TABLE IF NOT EXISTS audit (
     n {serial}, at {timestamp} NOT NULL, who TEXT NOT NULL, action TEXT NOT NULL, detail TEXT NOT NULL
 ){table_suffix};
 CREATE INDEX IF NOT EXISTS audit_at ON audit (at);
+CREATE TABLE IF NOT EXISTS web_sessions (
+    -- session_hash: SHA-256 of the secret id in the browser's signed cookie (signing out deletes the row)
+    session_hash TEXT PRIMARY KEY, username TEXT NOT NULL, created {timestamp} NOT NULL,
+    expires {timestamp} NOT NULL
+){table_suffix};
+CREATE INDEX IF NOT EXISTS web_sessions_user ON web_sessions (username);
+CREATE TABLE IF NOT EXISTS signin_failures (
+    failure_key TEXT NOT NULL, at {timestamp} NOT NULL
+){table_suffix};
+CREATE INDEX IF NOT EXISTS signin_failures_key ON signin_failures (failure_key, at);
 CREATE TABLE IF NOT EXISTS alert_handling (
     -- alert_id: an alert's id, or "offline:<site>/<kiosk>:<since>" for a kiosk that went offline
     alert_id TEXT PRIMARY KEY, acked_by TEXT NOT NULL, acked_at {timestamp} NOT NULL, ack_note TEXT NOT NULL,

@@ -86,3 +86,46 @@ class UserQueries(ABC):
         rows = self._select("SELECT at, who, action, detail FROM audit ORDER BY at DESC, n DESC LIMIT ?",
                             (limit,))
         return [AuditRecord(self._time(at), who, action, detail) for at, who, action, detail in rows]
+
+    # -- web sessions and failed sign-ins: shared by every web process on this store --------------------
+
+    def open_web_session(self, session_hash: str, user: str, *, at: datetime, expires: datetime) -> None:
+        with self._transaction(write=True) as cur:
+            cur.execute("DELETE FROM web_sessions WHERE expires <= ?", (self._t(at),))
+            cur.execute("INSERT INTO web_sessions (session_hash, username, created, expires)"
+                        " VALUES (?, ?, ?, ?)", (session_hash, user, self._t(at), self._t(expires)))
+
+    def web_session_user(self, session_hash: str, *, now: datetime) -> str | None:
+        rows = self._select("SELECT username FROM web_sessions WHERE session_hash = ? AND expires > ?",
+                            (session_hash, self._t(now)))
+        return str(rows[0][0]) if rows else None
+
+    def close_web_sessions(self, *, session_hash: str | None = None, user: str | None = None) -> int:
+        if (session_hash is None) == (user is None):
+            raise ValueError("close_web_sessions: give session_hash or user")
+        column, value = ("session_hash", session_hash) if session_hash is not None else ("username", user)
+        with self._transaction(write=True) as cur:
+            cur.execute(f"DELETE FROM web_sessions WHERE {column} = ?", (value,))
+            return int(cur.rowcount)
+
+    def signin_failed(self, keys: Sequence[str], *, at: datetime, forget_before: datetime) -> None:
+        with self._transaction(write=True) as cur:
+            cur.execute("DELETE FROM signin_failures WHERE at < ?", (self._t(forget_before),))
+            cur.executemany("INSERT INTO signin_failures (failure_key, at) VALUES (?, ?)",
+                            [(key, self._t(at)) for key in keys])
+
+    def signin_failures(self, keys: Sequence[str], *, since: datetime) -> dict[str, list[datetime]]:
+        found: dict[str, list[datetime]] = {key: [] for key in keys}
+        if keys:
+            marks = ", ".join("?" * len(keys))
+            rows = self._select(f"SELECT failure_key, at FROM signin_failures WHERE failure_key IN ({marks})"
+                                " AND at >= ? ORDER BY at", (*keys, self._t(since)))
+            for key, at in rows:
+                found[key].append(self._time(at))
+        return found
+
+    def signin_succeeded(self, keys: Sequence[str]) -> None:
+        if keys:
+            with self._transaction(write=True) as cur:
+                marks = ", ".join("?" * len(keys))
+                cur.execute(f"DELETE FROM signin_failures WHERE failure_key IN ({marks})", tuple(keys))

@@ -4,17 +4,19 @@ Every route but sign-in, the language switch and the static files goes through `
 without a signed-in user a page redirects to /signin and an API answers 401; a role that may not see it
 gets 403; a POST without this session's CSRF token (form field `csrf` or header X-CSRF-Token) gets 403.
 The session is Starlette's signed cookie (HttpOnly, SameSite=Lax, Secure over TLS). It holds the user's
-name and a stamp of their password hash, and the user is read from the store on every request, so a
-disabled user or a changed password signs that session out at once.
+name, a stamp of their password hash and a secret session id whose hash the store keeps until sign-out or
+`session_hours`. Both are checked on every request, so signing out, a disabled user or a changed password
+ends that session at once, in every web process on the store, and a copied cookie dies with it.
 """
 
 from __future__ import annotations
 
 import hashlib
 import math
+import secrets
 from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -40,7 +42,7 @@ from office.web.alerts import alert_routes
 from office.web.entries import entry_routes
 from office.web.i18n import DEFAULT_LANG, LANGS, Lang, translate
 from office.web.passwords import verify_password
-from office.web.security import CSRF_FIELD, CSRF_HEADER, SignInLimiter, csrf_ok, csrf_token
+from office.web.security import CSRF_FIELD, CSRF_HEADER, SignInLimiter, csrf_ok, csrf_token, session_hash
 
 HERE = Path(__file__).resolve().parent
 EVERYONE: tuple[Role, ...] = ("guard", "office", "admin")
@@ -148,11 +150,14 @@ class OfficeWeb:
     # -- the guard -------------------------------------------------------------------------------------
 
     def signed_in(self, request: Request) -> User | None:
-        """The session's user, if it is still enabled and its password unchanged."""
-        name = request.session.get("user")
-        if not isinstance(name, str):
+        """The session's user, if the session is still open in the store (not signed out, not expired),
+        and the user still enabled with the same password."""
+        name, session_id = request.session.get("user"), request.session.get("sid")
+        if not isinstance(name, str) or not isinstance(session_id, str):
             return None
-        user = self.store.user(name)
+        user = None
+        if self.store.web_session_user(session_hash(session_id), now=self.now()) == name:
+            user = self.store.user(name)
         if user is None or user.disabled or request.session.get("stamp") != password_stamp(user):
             request.session.pop("user", None)
             return None
@@ -225,7 +230,7 @@ class OfficeWeb:
                                status_code=403)
         address = client_address(request)
         keys = [f"address:{address}", f"user:{name.casefold()}"]
-        wait = self.limiter.retry_after(keys)
+        wait = await run_in_threadpool(self.limiter.retry_after, keys)
         if wait > 0:
             await self._audit(name or "-", "signin.refused", f"from {address}: too many failures")
             minutes = max(1, math.ceil(wait / 60))
@@ -239,21 +244,30 @@ class OfficeWeb:
         ok = await run_in_threadpool(verify_password, user.password_hash if user and usable else None,
                                      str(form.get("password", "")))
         if not ok or user is None:
-            self.limiter.failed(keys)
+            await run_in_threadpool(self.limiter.failed, keys)
             why = "no such user" if user is None else "disabled" if user.disabled else "wrong password"
             await self._audit(name or "-", "signin.failed", f"from {address}: {why}")
             return self.render(request, "signin.html", {**context, "error": ("signin.wrong", {})},
                                status_code=401)
-        self.limiter.succeeded(keys)
+        await run_in_threadpool(self.limiter.succeeded, keys)
+        session_id = secrets.token_urlsafe(32)
+        now = self.now()
+        await run_in_threadpool(lambda: self.store.open_web_session(
+            session_hash(session_id), user.name, at=now,
+            expires=now + timedelta(hours=self.settings.session_hours)))
         lang = request.session.get("lang")
         request.session.clear()  # a new session (and CSRF token) for the signed-in user
-        request.session.update({"user": user.name, "stamp": password_stamp(user)})
+        request.session.update({"user": user.name, "stamp": password_stamp(user), "sid": session_id})
         if lang in LANGS:
             request.session["lang"] = lang
         await self._audit(user.name, "signin", f"from {address}")
         return RedirectResponse(target, status_code=303)
 
     async def signout(self, request: Request, user: User) -> Response:
+        session_id = request.session.get("sid")
+        if isinstance(session_id, str):  # a copy of the cookie signs nobody in after this
+            ended = session_hash(session_id)
+            await run_in_threadpool(lambda: self.store.close_web_sessions(session_hash=ended))
         lang = request.session.get("lang")
         request.session.clear()
         if lang in LANGS:
@@ -313,7 +327,7 @@ def create_app(store: Store, session_key: bytes, settings: WebSettings | None = 
     if len(session_key) < 32:
         raise ValueError("the session key needs at least 32 bytes")
     settings = settings or WebSettings()
-    web = OfficeWeb(store, settings, limiter or SignInLimiter(), now)
+    web = OfficeWeb(store, settings, limiter or SignInLimiter(store, now=now), now)
     middleware = [
         Middleware(SecurityHeaders),
         Middleware(SessionMiddleware, secret_key=session_key.hex(), session_cookie=SESSION_COOKIE,

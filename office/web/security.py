@@ -1,61 +1,47 @@
-"""Sign-in rate limiting and the per-session CSRF token."""
+"""Sign-in rate limiting, the per-session CSRF token and the hash that names a session in the store."""
 
 from __future__ import annotations
 
+import hashlib
 import secrets
-import threading
-import time
-from collections import deque
 from collections.abc import Callable, MutableMapping
+from datetime import datetime, timedelta
 from typing import Any
+
+from checkpoint.entry import utc_now
+from office.store.base import Store
 
 CSRF_FIELD = "csrf"
 CSRF_HEADER = "x-csrf-token"
 
 
 class SignInLimiter:
-    """Refuses sign-in for `lockout_s` to a client address or a user name with `failures` failed tries
-    within `window_s`. In memory: each web process counts on its own, and a restart forgets."""
+    """Refuses sign-in to a client address or a user name that failed `failures` times within `window_s`,
+    until the oldest of those failures is `window_s` old. The failures are kept in the store, so every web
+    process on it counts them together and a restart forgets none."""
 
-    def __init__(self, *, failures: int = 5, window_s: float = 300.0, lockout_s: float = 300.0,
-                 clock: Callable[[], float] = time.monotonic, max_keys: int = 10_000) -> None:
-        self.failures, self.window_s, self.lockout_s = failures, window_s, lockout_s
-        self.clock = clock
-        self.max_keys = max_keys
-        self._lock = threading.Lock()
-        self._failed: dict[str, deque[float]] = {}
-        self._locked_until: dict[str, float] = {}
+    def __init__(self, store: Store, *, failures: int = 5, window_s: float = 300.0,
+                 now: Callable[[], datetime] = utc_now) -> None:
+        self.store, self.failures, self.window_s, self.now = store, failures, window_s, now
 
     def retry_after(self, keys: list[str]) -> float:
         """Seconds until these keys may try again; 0 if they may now."""
-        now = self.clock()
-        with self._lock:
-            return max([0.0, *(self._locked_until.get(key, 0.0) - now for key in keys)])
+        now = self.now()
+        window = timedelta(seconds=self.window_s)
+        waits = [0.0]
+        for times in self.store.signin_failures(keys, since=now - window).values():
+            if len(times) >= self.failures:
+                waits.append((times[-self.failures] + window - now).total_seconds())
+        return max(waits)
 
     def failed(self, keys: list[str]) -> None:
-        """Count a failed sign-in against each key; lock a key that reached the limit."""
-        now = self.clock()
-        with self._lock:
-            if len(self._failed) >= self.max_keys:
-                self._forget(now)
-            for key in keys:
-                tries = self._failed.setdefault(key, deque())
-                tries.append(now)
-                while tries and tries[0] <= now - self.window_s:
-                    tries.popleft()
-                if len(tries) >= self.failures:
-                    self._locked_until[key] = now + self.lockout_s
-                    tries.clear()
+        """Count a failed sign-in against each key."""
+        now = self.now()
+        self.store.signin_failed(keys, at=now, forget_before=now - timedelta(seconds=self.window_s))
 
     def succeeded(self, keys: list[str]) -> None:
         """Forget the failures of these keys."""
-        with self._lock:
-            for key in keys:
-                self._failed.pop(key, None)
-
-    def _forget(self, now: float) -> None:
-        self._failed = {k: v for k, v in self._failed.items() if v and v[-1] > now - self.window_s}
-        self._locked_until = {k: t for k, t in self._locked_until.items() if t > now}
+        self.store.signin_succeeded(keys)
 
 
 def csrf_token(session: MutableMapping[str, Any]) -> str:
@@ -70,3 +56,8 @@ def csrf_ok(session: MutableMapping[str, Any], sent: object) -> bool:
     """Whether `sent` is this session's token."""
     token = session.get(CSRF_FIELD)
     return isinstance(token, str) and isinstance(sent, str) and secrets.compare_digest(token, sent)
+
+
+def session_hash(session_id: str) -> str:
+    """What the store keeps of a session's secret id: its SHA-256, so a copy of the store signs nobody in."""
+    return hashlib.sha256(session_id.encode()).hexdigest()
