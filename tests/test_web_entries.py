@@ -14,12 +14,14 @@ from pathlib import Path
 
 import pytest
 from fixtures.collector_data import at, insert, make_entry
+from openpyxl import load_workbook
 from starlette.testclient import TestClient
 from web_helpers import KEY, NOW, sign_in, store_with_users
 
 from checkpoint.entry import Entry
 from office.store.base import Store
 from office.web.app import create_app
+from office.web.exports import XLSX_TYPE
 
 T = at("2026-03-19T01:30:00.000Z")  # 09:30 in Asia/Shanghai, the report zone; NOW is 15:00 there
 S = timedelta(seconds=1)
@@ -143,9 +145,26 @@ def test_the_csv_has_a_bom_local_times_chinese_and_is_audited(client: TestClient
                          "无健康码；通行证过期", "no_health_code;pass_expired", "36.5", "P-002", "粉色",
                          "pink", "9-1-102", "", b.id]]
     record = store.audit_log(limit=1)[0]
-    assert (record.who, record.action) == ("clerk", "entries.export")
+    assert (record.who, record.action) == ("clerk", "entries.export.csv")
     assert json.loads(record.detail) == {"decision": "deny", "hh": "9-1-102",
                                          "from": "2026-03-18T16:00:00.000Z", "to": "2026-03-19T16:00:00.000Z"}
+
+
+def test_the_xlsx_has_the_same_table_with_numbers_and_is_audited(client: TestClient, store: Store,
+                                                                 entries: list[Entry]) -> None:
+    sign_in(client, "clerk")
+    response = client.get("/entries.xlsx?decision=deny&hh=9-1-102")
+    assert response.status_code == 200
+    assert response.headers["content-type"] == XLSX_TYPE
+    assert 'filename="entries-20260319-0000.xlsx"' in response.headers["content-disposition"]
+    sheet = load_workbook(io.BytesIO(response.content), read_only=True).active
+    assert sheet is not None
+    rows = [list(row) for row in sheet.iter_rows(values_only=True)]
+    assert rows[0][:3] == ["时间 (UTC+08:00)", "小区", "设备"]
+    assert rows[1][:2] == ["2026-03-19 09:30:01", "s1"] and rows[1][9] == 36.5
+    assert rows[1][7] == "无健康码；通行证过期" and rows[1][-1] == entries[1].id and len(rows) == 2
+    assert store.audit_log(limit=1)[0].action == "entries.export.xlsx"
+    assert client.get("/entries.pdf").status_code == 404
 
 
 def test_the_csv_has_every_page(client: TestClient, store: Store) -> None:

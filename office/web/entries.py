@@ -8,16 +8,15 @@ big site never sits in memory), every export audited before its first byte.
 
 from __future__ import annotations
 
-import csv
-import io
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
 from typing import Any, Protocol
 from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
+from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import QueryParams
 from starlette.requests import Request
@@ -27,16 +26,17 @@ from starlette.routing import Route
 from checkpoint.entry import Entry, format_ts
 from checkpoint.reasons import COLOURS, Reason
 from office.store.base import Role, Store, User
-from office.web.i18n import Lang, translate
+from office.web.exports import XLSX_TYPE, EntriesTable, TooManyRows, offset_label
+from office.web.i18n import Lang
 
 OFFICE: tuple[Role, ...] = ("office", "admin")
 PAGE = 100
 EXPORT_PAGE = 1000
+EXPORTS = ("csv", "xlsx")
 DECISIONS = ("allow", "deny", "attention")
 REASONS = tuple(reason.value for reason in Reason)
 TEXT_FILTERS = ("site", "kiosk", "pid", "hh")
 MAX_TEXT = 64
-BOM = "\ufeff"
 
 
 class Settings(Protocol):
@@ -151,58 +151,6 @@ def export_chunks(store: Store, filters: Filters) -> Iterator[list[Entry]]:
         filters.after = (page[-1].ts, page[-1].id)
 
 
-def offset_label(tz: ZoneInfo, at: datetime) -> str:
-    """'UTC+08:00' for the zone's offset at `at`."""
-    offset = at.astimezone(tz).strftime("%z")
-    return f"UTC{offset[:3]}:{offset[3:]}"
-
-
-class EntriesCsv:
-    """The CSV of entries, written a page at a time: a BOM and the header first, times local in `tz`."""
-
-    def __init__(self, tz: ZoneInfo, lang: Lang) -> None:
-        self.tz, self.lang = tz, lang
-
-    def t(self, key: str) -> str:
-        return translate(self.lang, key)
-
-    def head(self, at: datetime) -> bytes:
-        """The BOM and the header row; the time column names the zone's offset at `at`."""
-        t = self.t
-        return (BOM + self._lines([[
-            f"{t('at')} ({offset_label(self.tz, at)})", t("site"), t("kiosk"), "seq", t("entries.direction"),
-            t("entries.decision"), "decision", t("entries.reasons"), "reasons", t("alert.body"),
-            t("entries.pid"), t("alert.colour"), "cat", t("alert.hh"), t("alert.person"), t("alert.entry"),
-        ]])).encode("utf-8")
-
-    def rows(self, entries: Iterable[Entry]) -> bytes:
-        t = self.t
-        lines = []
-        for e in entries:
-            reasons = [str(r) for r in e.reasons]
-            lines.append([
-                e.ts.astimezone(self.tz).strftime("%Y-%m-%d %H:%M:%S"), e.site, e.kiosk, e.seq,
-                t(f"entries.{e.direction}"), t(f"decision.{e.decision}"), e.decision,
-                "；".join(t(f"reason.{r}") for r in reasons), ";".join(reasons),
-                f"{e.temperature.body_c:.1f}" if e.temperature else "",
-                _cell(e.pass_.pid) if e.pass_ else "", t(f"colour.{e.pass_.cat}") if e.pass_ else "",
-                e.pass_.cat if e.pass_ else "", _cell(e.pass_.hh or "") if e.pass_ else "",
-                _cell(e.person.masked) if e.person else "", e.id,
-            ])
-        return self._lines(lines).encode("utf-8")
-
-    @staticmethod
-    def _lines(rows: list[list[Any]]) -> str:
-        out = io.StringIO()
-        csv.writer(out, lineterminator="\r\n").writerows(rows)
-        return out.getvalue()
-
-
-def _cell(text: str) -> str:
-    """Text a spreadsheet will not run as a formula."""
-    return "'" + text if text[:1] in ("=", "+", "-", "@") else text
-
-
 def entry_routes(web: OfficeWeb) -> list[Route]:
     """The page and its CSV export, for the office and admin roles."""
     tz = web.settings.tz
@@ -212,6 +160,7 @@ def entry_routes(web: OfficeWeb) -> list[Route]:
         context: dict[str, Any] = {"user": user, "filters": filters, "form": filters.query(local=tz),
                                    "decisions": DECISIONS, "reasons": REASONS, "colours": COLOURS,
                                    "rows": [], "next": None, "first": None, "csv_link": None,
+                                   "xlsx_link": None,
                                    "offset": offset_label(tz, filters.start)}
         if filters.errors:
             return web.render(request, "entries.html", context, status_code=400)
@@ -223,29 +172,41 @@ def entry_routes(web: OfficeWeb) -> list[Route]:
                                                        "after_id": last.id})
         if filters.after is not None:
             context["first"] = "/entries?" + urlencode(base)
-        context.update(rows=rows[:PAGE], csv_link="/entries.csv?" + urlencode(base))
+        context.update(rows=rows[:PAGE], csv_link="/entries.csv?" + urlencode(base),
+                       xlsx_link="/entries.xlsx?" + urlencode(base))
         return web.render(request, "entries.html", context)
 
     async def export(request: Request, user: User) -> Response:
+        kind = request.path_params["kind"]
+        if kind not in EXPORTS:
+            return Response("not found", status_code=404, media_type="text/plain; charset=utf-8")
         filters = parse_filters(request.query_params, tz, web.now())
         filters.after = None
         if filters.errors:
             return Response("bad filters: " + ", ".join(filters.errors), status_code=400,
                             media_type="text/plain; charset=utf-8")
-        await run_in_threadpool(web.store.audit, user.name, "entries.export", filters.audit(), web.now())
-        writer = EntriesCsv(tz, web.lang(request))
+        await run_in_threadpool(web.store.audit, user.name, f"entries.export.{kind}", filters.audit(),
+                                web.now())
+        table = EntriesTable(tz, web.lang(request))
         pages = export_chunks(web.store, filters)
+        name = f"entries-{filters.start.astimezone(tz):%Y%m%d-%H%M}.{kind}"
+        disposition = {"content-disposition": f'attachment; filename="{name}"'}
+        if kind == "xlsx":
+            try:
+                book = await run_in_threadpool(table.xlsx, filters.start, pages)
+            except TooManyRows as exc:
+                return Response(str(exc), status_code=413, media_type="text/plain; charset=utf-8")
+            return StreamingResponse(iter(lambda: book.read(1 << 16), b""), media_type=XLSX_TYPE,
+                                     headers=disposition, background=BackgroundTask(book.close))
 
         async def body() -> AsyncIterator[bytes]:
-            yield writer.head(filters.start)
+            yield table.csv_head(filters.start)
             while (page := await run_in_threadpool(next, pages, None)) is not None:
-                yield writer.rows(page)
+                yield table.csv_rows(page)
 
-        name = f"entries-{filters.start.astimezone(tz):%Y%m%d-%H%M}.csv"
-        return StreamingResponse(body(), media_type="text/csv; charset=utf-8",
-                                 headers={"content-disposition": f'attachment; filename="{name}"'})
+        return StreamingResponse(body(), media_type="text/csv; charset=utf-8", headers=disposition)
 
     return [
         Route("/entries", web.require(OFFICE, page), name="entries"),
-        Route("/entries.csv", web.require(OFFICE, export), name="entries_csv"),
+        Route("/entries.{kind:str}", web.require(OFFICE, export), name="entries_export"),
     ]

@@ -97,6 +97,7 @@ _COMMON: dict[str, tuple[str, str]] = {
     "entries.override": ("人工放行", "overridden"),
     "entries.filter": ("查询", "Filter"),
     "entries.csv": ("导出 CSV", "Export CSV"),
+    "entries.xlsx": ("导出 Excel", "Export XLSX"),
     "entries.note": ("最新的在前，每页 100 条；时间为 {offset}。",
                      "Newest first, 100 a page; times in {offset}."),
     "entries.none": ("没有符合条件的记录。", "No entries match."),
