@@ -22,7 +22,7 @@ from checkpoint.entry import Entry, format_ts, utc_now
 from office.store.base import Store
 
 CSV_COLUMNS = ("ts", "site", "kiosk", "seq", "direction", "decision", "reasons", "override", "pid", "cat",
-               "hh", "person_ref", "person_masked", "body_c")
+               "hh", "person_ref", "person_masked", "body_c", "id")  # id: what `--contacts` takes
 MAX_CONTACT_MINUTES = 24 * 60
 BOM = "\ufeff"
 ID_SEARCH = timedelta(hours=1)  # how far from the time in an entry's UUIDv7 its `ts` is looked for
@@ -167,7 +167,7 @@ def trace_csv(entries: Iterable[Entry], tz: tzinfo = UTC) -> str:
             e.pass_.pid if e.pass_ else "", e.pass_.cat if e.pass_ else "",
             (e.pass_.hh or "") if e.pass_ else "",
             e.person.ref if e.person else "", _cell(e.person.masked) if e.person else "",
-            f"{e.temperature.body_c:.1f}" if e.temperature else "",
+            f"{e.temperature.body_c:.1f}" if e.temperature else "", e.id,
         ])
     return out.getvalue()
 

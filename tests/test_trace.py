@@ -152,11 +152,12 @@ def test_csv_export_has_the_fixed_columns(store: Store) -> None:
     rows = list(csv.reader(io.StringIO(text.removeprefix("\ufeff"))))
     assert tuple(rows[0]) == CSV_COLUMNS == (
         "ts", "site", "kiosk", "seq", "direction", "decision", "reasons", "override", "pid", "cat", "hh",
-        "person_ref", "person_masked", "body_c")
+        "person_ref", "person_masked", "body_c", "id")
     assert rows[1] == ["2026-03-19T00:00:00.000+00:00", "s1", "gate-north", "1", "in", "allow", "", "", "",
-                       "", "", REF1, "1101**************", "36.5"]
+                       "", "", REF1, "1101**************", "36.5", found[0].id]
     assert rows[3] == ["2026-03-19T01:10:00.000+00:00", "s1", "gate-north", "3", "in", "deny",
-                       "no_health_code;pass_expired", "", "P-002", "blue", "9-1-101", "", "", "36.5"]
+                       "no_health_code;pass_expired", "", "P-002", "blue", "9-1-101", "", "", "36.5",
+                       found[2].id]
     assert len(rows) == 4
 
 
@@ -226,9 +227,10 @@ def test_trace_command_text_and_contacts(db: str, store: Store, capsys: pytest.C
     assert query_cli.main(["trace", "--household", "9-1-101", "--from", "2026-03-19T08:00+08:00",
                             "--to", "2026-03-20", "--store", db, "--who", "anna"]) == 0
     out = capsys.readouterr().out.splitlines()
-    assert out == ["2026-03-19 09:05:00 s1/gate-north #2 in allow 36.5°C P-001 green hh 9-1-101",
+    ids = [e.id for e in store.entries_between(START, END, hh="9-1-101")][-2:]
+    assert out == [f"2026-03-19 09:05:00 s1/gate-north #2 in allow 36.5°C P-001 green hh 9-1-101 id {ids[0]}",
                    "2026-03-19 09:10:00 s1/gate-north #3 in deny [no_health_code,pass_expired] 36.5°C "
-                   "P-002 blue hh 9-1-101"]
+                   f"P-002 blue hh 9-1-101 id {ids[1]}"]  # the id is what --contacts takes
     assert query_cli.main(["trace", "--kiosk", "gate-east", "--site", "s1", "--at", "2026-03-19T16:00",
                             "--minutes", "5", "--csv", "--store", db, "--who", "anna"]) == 0
     text = capsys.readouterr().out

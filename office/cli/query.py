@@ -318,7 +318,7 @@ def _trace_text(entries: Sequence[Entry], tz: ZoneInfo) -> str:
         extra = "".join([f" [{reasons}]" if reasons else "", f" override={e.override}" if e.override else "",
                          f" {e.temperature.body_c:.1f}°C" if e.temperature else ""])
         lines.append(f"{e.ts.astimezone(tz):%Y-%m-%d %H:%M:%S} {e.site}/{e.kiosk} #{e.seq} {e.direction} "
-                     f"{e.decision}{extra} {who}")
+                     f"{e.decision}{extra} {who} id {e.id}")
     return "".join(line + "\n" for line in lines)
 
 
