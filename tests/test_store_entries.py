@@ -6,10 +6,11 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+import uuid6
 from fixtures.collector_data import at, insert, make_entry
 
-from checkpoint.entry import Entry
-from office.store.base import Store
+from checkpoint.entry import Alert, Entry
+from office.store.base import KioskCounts, Store, StoredAlert
 
 T = at("2026-03-19T08:00:00.000Z")
 S = timedelta(seconds=1)
@@ -77,3 +78,17 @@ def test_a_page_has_a_size(store: Store) -> None:
     for limit in (0, 1001):
         with pytest.raises(ValueError, match="limit"):
             store.entries_page(T, T + DAY, limit=limit)
+
+
+def test_counts_by_kiosk_are_made_in_the_database(store: Store, entries: list[Entry]) -> None:
+    fever = Alert(kind="fever", ts=T + 2 * S, detail="body 38.2 °C", id=str(uuid6.uuid7()),
+                  entry_id=entries[2].id)
+    old = Alert(kind="fever", ts=T - DAY, detail="body 38.0 °C", id=str(uuid6.uuid7()))
+    store.insert_alerts([StoredAlert("s1", "gate-south", fever, T), StoredAlert("s1", "gate-east", old, T)])
+    assert store.counts_by_kiosk(T, T + DAY) == [
+        KioskCounts("s1", "gate-north", 2, 1, 1, 0, 0),
+        KioskCounts("s1", "gate-south", 1, 0, 0, 1, 1),
+        KioskCounts("s2", "gate-north", 1, 0, 1, 0, 0),
+    ]
+    assert store.counts_by_kiosk(T - DAY, T) == [KioskCounts("s1", "gate-east", 0, 0, 0, 0, 1)]
+    assert store.counts_by_kiosk(T + 2 * DAY, T + 3 * DAY) == []

@@ -29,6 +29,7 @@ from office.store.records import (
     DeadLetter,
     Gap,
     IssuedPass,
+    KioskCounts,
     KioskState,
     Role,
     SeqConflict,
@@ -47,6 +48,7 @@ __all__ = [
     "DeadLetter",
     "Gap",
     "IssuedPass",
+    "KioskCounts",
     "KioskState",
     "Role",
     "SeqConflict",
@@ -138,6 +140,11 @@ class Store(ABC):
         """Up to `limit` entries with `start <= ts < end` matching every filter (`reason`: one of its
         reasons; `cat`: the pass colour), newest first by (ts, id), and only those before `after`, the
         (ts, id) of the last one shown."""
+
+    @abstractmethod
+    def counts_by_kiosk(self, start: datetime, end: datetime) -> list[KioskCounts]:
+        """Per kiosk with entries or fever alerts in [start, end): its counts, by site and kiosk (the
+        overview's today; counted in the database)."""
 
     @abstractmethod
     def kiosks(self, *, site: str | None = None) -> list[tuple[str, str]]:

@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import Any
 
 from checkpoint.entry import Entry
+from office.store.records import KioskCounts
 from office.store.schema import Dialect
 
 MAX_PAGE = 1000
@@ -63,3 +64,19 @@ class EntryQueries(ABC):
             params += [self._t(at), entry_id]
         rows = self._select(sql + " ORDER BY ts DESC, id DESC LIMIT ?", [*params, limit])
         return [Entry.model_validate_json(bytes(payload)) for (payload,) in rows]
+
+    def counts_by_kiosk(self, start: datetime, end: datetime) -> list[KioskCounts]:
+        window = [self._t(start), self._t(end)]
+        counts: dict[tuple[str, str], list[int]] = {}
+        for site, kiosk, n, allows, denies, attentions in self._select(
+                "SELECT site, kiosk, COUNT(*),"
+                " SUM(CASE WHEN decision = 'allow' THEN 1 ELSE 0 END),"
+                " SUM(CASE WHEN decision = 'deny' THEN 1 ELSE 0 END),"
+                " SUM(CASE WHEN decision = 'attention' THEN 1 ELSE 0 END)"
+                " FROM entries WHERE ts >= ? AND ts < ? GROUP BY site, kiosk", window):
+            counts[(site, kiosk)] = [int(n), int(allows), int(denies), int(attentions), 0]
+        for site, kiosk, fevers in self._select(
+                "SELECT site, kiosk, COUNT(*) FROM alerts WHERE kind = 'fever' AND ts >= ? AND ts < ?"
+                " GROUP BY site, kiosk", window):
+            counts.setdefault((site, kiosk), [0, 0, 0, 0, 0])[4] = int(fevers)
+        return [KioskCounts(site, kiosk, *numbers) for (site, kiosk), numbers in sorted(counts.items())]

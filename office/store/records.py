@@ -141,3 +141,16 @@ class AlertView:
     stored: StoredAlert
     entry: Entry | None
     handling: AlertHandling | None
+
+
+@dataclass(frozen=True)
+class KioskCounts:
+    """One kiosk's entries in a window, by decision, and its fever alerts."""
+
+    site: str
+    kiosk: str
+    entries: int
+    allows: int
+    denies: int
+    attentions: int
+    fevers: int
