@@ -41,6 +41,7 @@ from office.store.base import Role, Store, User
 from office.web.alerts import alert_routes
 from office.web.entries import entry_routes
 from office.web.i18n import DEFAULT_LANG, LANGS, Lang, translate
+from office.web.overview import overview_routes
 from office.web.passwords import verify_password
 from office.web.security import CSRF_FIELD, CSRF_HEADER, SignInLimiter, csrf_ok, csrf_token, session_hash
 
@@ -82,7 +83,8 @@ class KioskRow:
     since: datetime
     last_seen: datetime
     backlog: int | None
-    devices: str
+    camera: str | None  # "ok" | "fault" | "absent" | "unknown", None before the first full status
+    thermometer: str | None
     version: str
 
 
@@ -138,12 +140,12 @@ class OfficeWeb:
             Route("/signin", self.signin, methods=["POST"]),
             Route("/signout", self.require(EVERYONE, self.signout), methods=["POST"], name="signout"),
             Route("/lang/{lang}", self.set_lang, name="lang"),
-            Route("/overview", self.require(EVERYONE, self.overview), name="overview"),
             Route("/admin", self.require(ADMIN, self.admin), name="admin"),
             Route("/api/kiosks", self.require(EVERYONE, self.api_kiosks, api=True), name="api_kiosks"),
             Route("/api/audit", self.require(ADMIN, self.api_audit, api=True), name="api_audit"),
             *alert_routes(self),
             *entry_routes(self),
+            *overview_routes(self),
             Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
         ]
 
@@ -295,15 +297,9 @@ class OfficeWeb:
         for k in self.store.kiosk_states():
             silent = (now - k.last_seen).total_seconds() > self.settings.silent_after_s
             state = "silent" if silent and k.state == "online" else k.state
-            devices = " / ".join(part or "-" for part in (k.camera, k.thermometer))
-            rows.append(KioskRow(k.site, k.kiosk, state, silent, k.since, k.last_seen, k.backlog, devices,
-                                 k.version or "-"))
+            rows.append(KioskRow(k.site, k.kiosk, state, silent, k.since, k.last_seen, k.backlog, k.camera,
+                                 k.thermometer, k.version or "-"))
         return rows
-
-    async def overview(self, request: Request, user: User) -> Response:
-        rows = await run_in_threadpool(self.kiosk_rows)
-        return self.render(request, "overview.html", {"user": user, "rows": rows,
-                                                      "silent_after_s": self.settings.silent_after_s})
 
     async def admin(self, request: Request, user: User) -> Response:
         users = await run_in_threadpool(self.store.users)

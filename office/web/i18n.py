@@ -30,7 +30,6 @@ _COMMON: dict[str, tuple[str, str]] = {
     "since": ("起始", "since"),
     "last_seen": ("最后心跳", "Last heartbeat"),
     "backlog": ("待发送", "Backlog"),
-    "devices": ("摄像头 / 测温", "Camera / thermometer"),
     "version": ("版本", "Version"),
     "no_kiosks": ("还没有收到任何卡口的状态。", "No kiosk has reported its status yet."),
     "silent_note": ("超过 {seconds} 秒无心跳的设备显示为灰色。",
@@ -141,6 +140,22 @@ _COMMON: dict[str, tuple[str, str]] = {
 
 # Each page's own words, so that pages are added without touching each other's.
 _OVERVIEW: dict[str, tuple[str, str]] = {
+    "overview.today": ("今日 {day}", "Today, {day}"),
+    "overview.entries": ("通行", "entries"),
+    "overview.no_entries": ("今天还没有通行记录。", "No entries yet today."),
+    "overview.open_alerts": ("未处理告警：{count}", "Open alerts: {count}"),
+    "overview.no_open_alerts": ("没有未处理的告警。", "No open alerts."),
+    "overview.faults": ("设备故障", "Device faults"),
+    "overview.camera": ("摄像头", "camera"),
+    "overview.thermometer": ("测温", "thermometer"),
+    "overview.devices_ok": ("正常", "all ok"),
+    "overview.gaps": ("记录缺失", "Missing entries"),
+    "overview.missing": ("缺 {count} 条", "{count} missing"),
+    "overview.no_gaps": ("无", "none"),
+    "overview.conflicts": ("序号冲突 {count}", "{count} seq conflicts"),
+    "device.fault": ("故障", "fault"),
+    "device.absent": ("未接", "absent"),
+    "device.unknown": ("未知", "unknown"),
 }
 _REPORTS: dict[str, tuple[str, str]] = {
 }
