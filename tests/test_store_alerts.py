@@ -67,3 +67,15 @@ def test_resolving_an_unacknowledged_offline_kiosk_acknowledges_it_too(store: St
     handling = store.alert_handling([key])[key]
     assert (handling.acked_by, handling.acked_at, handling.resolved_by) == ("li", T0, "li")
     assert [a.action for a in store.audit_log()] == ["alert.resolve"]
+
+
+def test_an_alert_without_an_id_is_handled_by_its_number(store: Store) -> None:
+    """The contract makes an alert's id optional: one without could not be acknowledged at all."""
+    bare = StoredAlert("s1", "gate-north", Alert(kind="fault", ts=T0, detail="thermometer: no answer"), T0)
+    store.insert_alerts([bare, fever(3)])
+    view = next(v for v in store.recent_alerts() if v.stored == bare)
+    assert view.key == f"n:{view.n}" and view.handling is None
+    assert store.acknowledge_alert(view.key, by="wang", at=T0, note="去看看")
+    handled = next(v for v in store.recent_alerts() if v.stored == bare).handling
+    assert handled is not None and handled.acked_by == "wang"
+    assert all(v.handling is None for v in store.recent_alerts() if v.stored != bare)

@@ -17,7 +17,7 @@ import uuid6
 from playwright.sync_api import Browser
 from web_helpers import office_web
 
-from checkpoint.entry import Alert, Entry, format_ts
+from checkpoint.entry import Alert, Entry, Status, format_ts
 from office.store.base import StoredAlert
 from office.store.sqlite import SqliteStore
 from office.web.passwords import hash_password
@@ -108,3 +108,32 @@ def test_an_open_event_stream_ends_when_the_service_stops(kept: list[object],
     assert stream.headers["content-type"].startswith("text/event-stream")
     assert stream.readline() == b"retry: 1000\n"
     kept.append(stream)  # still open when `served` stops the service and checks it stopped within seconds
+
+
+def test_a_kiosk_going_offline_appears_live_and_is_marked_when_it_is_back(
+        served: tuple[str, Path], browser: Browser) -> None:
+    url, db = served
+    online = Status.model_validate({"state": "online", "camera": "ok", "thermometer": "ok"})
+    with SqliteStore(db) as store:
+        store.record_status("s1", "gate-east", online, datetime.now(UTC))
+    page = browser.new_page(viewport={"width": 1280, "height": 900}, locale="zh-CN")
+    try:
+        page.goto(f"{url}/alerts")
+        page.fill("input[name=username]", "wang")
+        page.fill("input[name=password]", PASSWORD)
+        page.click("button[type=submit]")
+        page.wait_for_url(f"{url}/alerts")
+        page.wait_for_timeout(700)
+        with SqliteStore(db) as store:  # the last will
+            store.record_status("s1", "gate-east", Status.model_validate({"state": "offline"}),
+                                datetime.now(UTC))
+        card = page.locator("article[data-kind='offline']")
+        card.wait_for(timeout=2000)
+        assert "设备离线" in card.inner_text() and "gate-east" in card.inner_text()
+        with SqliteStore(db) as store:
+            store.record_status("s1", "gate-east", online, datetime.now(UTC))
+        page.wait_for_selector("article[data-kind='offline'].back", timeout=2000)
+        assert "已恢复在线" in card.inner_text()
+        assert page.locator("article[data-kind='offline']").count() == 1
+    finally:
+        page.close()

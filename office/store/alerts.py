@@ -18,7 +18,7 @@ _HANDLING_COLUMNS = "alert_id, acked_by, acked_at, ack_note, resolved_by, resolv
 _VIEW = ("SELECT a.n, a.site, a.kiosk, a.id, a.kind, a.ts, a.entry_id, a.detail, a.received_at, e.payload, "
          + ", ".join(f"h.{column}" for column in _HANDLING_COLUMNS.split(", "))
          + " FROM alerts AS a LEFT JOIN entries AS e ON e.id = a.entry_id"
-         " LEFT JOIN alert_handling AS h ON h.alert_id = a.id")
+         " LEFT JOIN alert_handling AS h ON h.alert_id = COALESCE(a.id, 'n:' || CAST(a.n AS TEXT))")
 
 
 def _when(value: Any) -> datetime:

@@ -142,6 +142,11 @@ class AlertView:
     entry: Entry | None
     handling: AlertHandling | None
 
+    @property
+    def key(self) -> str:
+        """What acknowledging and resolving name it by: its id, or "n:<n>" for an alert sent without one."""
+        return self.stored.alert.id or f"n:{self.n}"
+
 
 @dataclass(frozen=True)
 class KioskCounts:

@@ -131,10 +131,16 @@ CREATE TABLE IF NOT EXISTS signin_failures (
 ){table_suffix};
 CREATE INDEX IF NOT EXISTS signin_failures_key ON signin_failures (failure_key, at);
 CREATE TABLE IF NOT EXISTS alert_handling (
-    -- alert_id: an alert's id, or "offline:<site>/<kiosk>:<since>" for a kiosk that went offline
+    -- alert_id: an alert's id, "n:<n>" for one sent without an id, or "offline:<site>/<kiosk>:<since>"
     alert_id TEXT PRIMARY KEY, acked_by TEXT NOT NULL, acked_at {timestamp} NOT NULL, ack_note TEXT NOT NULL,
     resolved_by TEXT, resolved_at {timestamp}, resolve_note TEXT
 ){table_suffix};
+CREATE TABLE IF NOT EXISTS reports (
+    -- every daily or zero report made (site '' for all sites), each version kept (json as made, not JSONB)
+    n {serial}, site TEXT NOT NULL, day TEXT NOT NULL, made_at {timestamp} NOT NULL, made_by TEXT NOT NULL,
+    zero {boolean} NOT NULL, json TEXT NOT NULL, csv TEXT NOT NULL, png {blob}
+){table_suffix};
+CREATE INDEX IF NOT EXISTS reports_day ON reports (day, n);
 """
 
 

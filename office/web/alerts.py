@@ -65,7 +65,7 @@ class OfficeWeb(Protocol):
 
 @dataclass(frozen=True)
 class AlertCard:
-    """One alert as the page shows it: `key` is what acknowledge and resolve name ('' if it has no id)."""
+    """One alert as the page shows it: `key` is what acknowledge and resolve name it by."""
 
     key: str
     kind: str  # "fever" | "forgery" | "fault" | "offline"
@@ -90,7 +90,7 @@ def card_of(view: AlertView) -> AlertCard:
     temperature = entry.temperature if entry else None
     pass_ = entry.pass_ if entry else None
     person = entry.person if entry else None
-    return AlertCard(alert.id or "", alert.kind, view.stored.site, view.stored.kiosk, alert.ts,
+    return AlertCard(view.key, alert.kind, view.stored.site, view.stored.kiosk, alert.ts,
                      alert.detail, alert.entry_id, temperature.body_c if temperature else None,
                      pass_.cat if pass_ else None, pass_.hh if pass_ else None,
                      person.masked if person else None, view.handling)
@@ -100,15 +100,19 @@ def offline_key(site: str, kiosk: str, since: datetime) -> str:
     return f"offline:{site}/{kiosk}:{to_text_time(since)}"
 
 
-def cards(web: OfficeWeb) -> tuple[list[AlertCard], int]:
-    """Every card, open ones first and newest first within each, and the newest stored alert's number."""
-    views = web.store.recent_alerts(limit=PAGE_ALERTS)
-    found = [card_of(view) for view in views]
+def offline_cards(web: OfficeWeb) -> list[AlertCard]:
+    """A card for each kiosk offline or silent now, keyed by when it went."""
     offline = [row for row in web.kiosk_rows() if row.state in ("offline", "silent")]
     keys = [offline_key(row.site, row.kiosk, row.since) for row in offline]
     handled = web.store.alert_handling(keys)
-    found += [AlertCard(key, "offline", row.site, row.kiosk, row.since, row.state, None, None, None, None,
-                        None, handled.get(key)) for key, row in zip(keys, offline, strict=True)]
+    return [AlertCard(key, "offline", row.site, row.kiosk, row.since, row.state, None, None, None, None,
+                      None, handled.get(key)) for key, row in zip(keys, offline, strict=True)]
+
+
+def cards(web: OfficeWeb) -> tuple[list[AlertCard], int]:
+    """Every card, open ones first and newest first within each, and the newest stored alert's number."""
+    views = web.store.recent_alerts(limit=PAGE_ALERTS)
+    found = [card_of(view) for view in views] + offline_cards(web)
     found.sort(key=lambda card: (not card.open, -card.at.timestamp()))
     return found, max((view.n for view in views), default=0)
 
@@ -158,15 +162,25 @@ def alert_routes(web: OfficeWeb) -> list[Route]:
         card_template = web.templates.get_template("alert_card.html")
         words = context(request, user)
 
+        def event(card: AlertCard, n: int | None = None) -> str:
+            html = card_template.render({**words, "c": card})
+            data = "".join(f"data: {line}\n" for line in html.splitlines())
+            return ("" if n is None else f"id: {n}\n") + f"event: alert\n{data}\n"
+
         async def stream(after: int) -> AsyncIterator[str]:
             yield "retry: 1000\n\n"
+            offline: set[str] = set()  # sent this stream; the page ignores a card it already shows
             deadline = time.monotonic() + STREAM_S
             while time.monotonic() < deadline and not await request.is_disconnected():
                 for view in await run_in_threadpool(web.store.alerts_after, after, limit=50):
                     after = view.n
-                    html = card_template.render({**words, "c": card_of(view)})
-                    data = "".join(f"data: {line}\n" for line in html.splitlines())
-                    yield f"id: {view.n}\nevent: alert\n{data}\n"
+                    yield event(card_of(view), view.n)
+                now_offline = {card.key: card for card in await run_in_threadpool(offline_cards, web)}
+                for key in now_offline.keys() - offline:
+                    yield event(now_offline[key])
+                for key in offline - now_offline.keys():
+                    yield f"event: back\ndata: {key}\n\n"
+                offline = set(now_offline)
                 await asyncio.sleep(POLL_S)
 
         return StreamingResponse(stream(after), media_type="text/event-stream",

@@ -74,6 +74,8 @@ _COMMON: dict[str, tuple[str, str]] = {
     "alert.note": ("备注", "Note"),
     "alert.ack": ("确认", "Acknowledge"),
     "alert.resolve": ("处理完毕", "Resolve"),
+    "alert.back_online": ("已恢复在线", "back online"),
+    "alert.contacts": ("查看这条记录及密切接触", "This entry and its close contacts"),
     "colour.green": ("绿色", "green"),
     "colour.blue": ("蓝色", "blue"),
     "colour.red": ("红色", "red"),

@@ -8,11 +8,27 @@
   const sound = new Audio("/static/alert.wav");
   const source = new EventSource("/alerts/events?after=" + encodeURIComponent(list.dataset.after || ""));
   source.addEventListener("alert", function (event) {
-    list.insertAdjacentHTML("afterbegin", event.data);
+    const holder = document.createElement("div");
+    holder.innerHTML = event.data;
+    const card = holder.firstElementChild;
+    if (!card || list.querySelector("[data-alert='" + CSS.escape(card.dataset.alert) + "']")) {
+      return;  // shown already (an offline kiosk the page was rendered with)
+    }
+    list.prepend(card);
     const none = document.getElementById("no-alerts");
     if (none) {
       none.remove();
     }
     sound.play().catch(function () { /* the browser allows sound only after a click on the page */ });
+  });
+  source.addEventListener("back", function (event) {
+    const card = list.querySelector("[data-alert='" + CSS.escape(event.data) + "']");
+    if (card && !card.classList.contains("back")) {
+      card.classList.add("back", "closed");
+      const badge = document.createElement("span");
+      badge.className = "badge online";
+      badge.textContent = list.dataset.backLabel;
+      card.querySelector("header").append(badge);
+    }
   });
 })();
