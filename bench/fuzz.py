@@ -33,6 +33,7 @@ from kiosk.credentials.verify import CredentialVerifier
 
 DEFAULT_NOW = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
 SITE_KEY = b"fuzz site key"
+HPR = "fuzz-platform-holder-17"  # the platform's reference of the holder (v2 passes and tokens)
 ID_NUMBER = "11010519491231002X"
 DCC_DIR = Path(__file__).resolve().parents[2] / "shared" / "testdata" / "dcc"
 
@@ -55,18 +56,22 @@ def make_seeds() -> Seeds:
     now = DEFAULT_NOW if vector is None else vector[1]
     start, end = now - timedelta(days=1), now + timedelta(days=30)
 
-    def a_pass(key: Ed25519PrivateKey, kid: str | None) -> str:
+    def a_pass(key: Ed25519PrivateKey, kid: str | None, hpr: str | None = None) -> str:
         return issue_pass(key, kid, pid="P-00017", cat="green", hh="9-23-301", name="张*", idh=idh,
-                          nbf=start, exp=end)
+                          nbf=start, exp=end, hpr=hpr)
 
-    def a_token(key: Ed25519PrivateKey, kid: str | None) -> str:
-        return issue_token(key, kid, st="green", idh=idh, iat=now - timedelta(seconds=10),
-                           exp=now + timedelta(minutes=5))
+    def a_token(key: Ed25519PrivateKey, kid: str | None, trv: str | None = None) -> str:
+        v2 = trv is not None
+        return issue_token(key, kid, st="green", idh=None if v2 else idh, iat=now - timedelta(seconds=10),
+                           exp=now + timedelta(minutes=5), trv=trv, star=False, hpr=HPR if v2 else None)
 
     office_ring, health_ring = KeyRing.of(office.public_key()), KeyRing.of(health.public_key())
-    payloads = [a_pass(office, None), a_token(health, None), ID_NUMBER]
+    payloads = [a_pass(office, None), a_token(health, None), ID_NUMBER,
+                a_pass(office, None, HPR), a_token(health, None, "green")]  # v1 and v2 of both formats
     # Same structure and kid, wrong signer: the signature is the only thing wrong.
-    forged = [a_pass(stranger, next(iter(office_ring))), a_token(stranger, next(iter(health_ring)))]
+    office_kid, health_kid = next(iter(office_ring)), next(iter(health_ring))
+    forged = [a_pass(stranger, office_kid), a_token(stranger, health_kid),
+              a_pass(stranger, office_kid, HPR), a_token(stranger, health_kid, "green")]
     trust = []
     if vector is not None:
         payloads.append(vector[0]["PREFIX"])
@@ -138,8 +143,9 @@ def _tamper_json(rng: random.Random, payload: str) -> str:
         body = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
     except ValueError:
         return payload[::-1]
-    values: list[object] = [None, -1, 2**70, 1.5, "", "x" * 300, [], {}, True, "🙂"]
-    key = rng.choice([*body, "extra"])
+    values: list[object] = [None, -1, 2**70, 1.5, "", "x" * 300, [], {}, True, "🙂", 1, 2, 3, "green", "red",
+                            False, HPR]
+    key = rng.choice([*body, "extra", "v", "trv", "star", "hpr", "idh"])
     body[key] = rng.choice(values)
     raw = json.dumps(body, ensure_ascii=rng.random() < 0.5).encode()
     return ".".join((parts[0], base64.urlsafe_b64encode(raw).decode().rstrip("="), parts[2]))

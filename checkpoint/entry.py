@@ -23,11 +23,12 @@ from pydantic import (
     StrictBool,
     StrictInt,
     StringConstraints,
+    model_validator,
 )
 
 from checkpoint.configtypes import Name
 from checkpoint.passes import MaskedName
-from checkpoint.reasons import Colour, HealthScheme, HealthStatus, Reason
+from checkpoint.reasons import Colour, HealthScheme, HealthStatus, Reason, TravelStatus
 from checkpoint.signed import IdHash, SafeId
 
 ENTRY_SCHEMA = "checkpoint.entry/1"
@@ -94,10 +95,19 @@ class Temperature(Payload):
 
 
 class Health(Payload):
-    """The health code shown: its scheme and colour."""
+    """The health code shown: its scheme and colour, and the travel card's colour and star when the code
+    carried one (HCT1 v2, the platform); never the itinerary. Absent travel fields: no travel card."""
 
     scheme: HealthScheme
     status: HealthStatus | None  # None: a code was shown but could not be read
+    travel: TravelStatus | None = Field(None, exclude_if=lambda value: value is None)
+    star: StrictBool | None = Field(None, exclude_if=lambda value: value is None)
+
+    @model_validator(mode="after")
+    def _travel_with_star(self) -> Health:
+        if (self.travel is None) != (self.star is None):
+            raise ValueError("travel and star come together")
+        return self
 
 
 class PassInfo(Payload):

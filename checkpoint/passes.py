@@ -13,6 +13,7 @@ from checkpoint.reasons import Colour
 from checkpoint.signed import (
     EnvelopeError,
     IdHash,
+    PlatformRef,
     SafeId,
     SignedPayload,
     UnixTime,
@@ -26,7 +27,13 @@ MaskedName = Annotated[str, StringConstraints(max_length=32, pattern=r"^[^\x00-\
 
 
 class PassPayload(SignedPayload):
-    """The v1 pass payload (docs/contracts.md); `hh` is null for a pass without a household."""
+    """The pass payload (docs/contracts.md); `hh` is null for a pass without a household.
+
+    v2 adds `hpr`, the health platform's reference for the holder, which binds health codes to the pass;
+    v1 has no `hpr` field at all.
+    """
+
+    VERSIONS = frozenset({1, 2})
 
     pid: SafeId
     cat: Colour
@@ -35,9 +42,14 @@ class PassPayload(SignedPayload):
     idh: IdHash
     nbf: UnixTime
     exp: UnixTime
+    hpr: PlatformRef | None = None
 
     @model_validator(mode="after")
     def _window(self) -> PassPayload:
+        if self.v == 1 and "hpr" in self.model_fields_set:
+            raise ValueError("v1 has no hpr")
+        if self.v == 2 and self.hpr is None:
+            raise ValueError("v2 needs hpr")
         if self.nbf >= self.exp:
             raise ValueError("nbf must be before exp")
         return self
@@ -56,12 +68,16 @@ def _unix(value: int | datetime) -> int:
 
 
 def issue_pass(key: Ed25519PrivateKey, kid: str | None, *, pid: str, cat: str, hh: str | None, name: str,
-               idh: str, nbf: int | datetime, exp: int | datetime) -> str:
-    """Sign a pass; `kid` None means `kid_for(key)`; `name` must already be masked. Raises ValueError."""
-    payload: dict[str, Any] = {"v": 1, "kid": kid or kid_for(key.public_key()), "pid": pid, "cat": cat,
-                               "hh": hh, "name": name, "idh": idh, "nbf": _unix(nbf), "exp": _unix(exp)}
+               idh: str, nbf: int | datetime, exp: int | datetime, hpr: str | None = None) -> str:
+    """Sign a pass; `kid` None means `kid_for(key)`; `name` must already be masked; with `hpr` it is v2.
+    Raises ValueError."""
+    payload: dict[str, Any] = {"v": 1 if hpr is None else 2, "kid": kid or kid_for(key.public_key()),
+                               "pid": pid, "cat": cat, "hh": hh, "name": name, "idh": idh,
+                               "nbf": _unix(nbf), "exp": _unix(exp)}
+    if hpr is not None:
+        payload["hpr"] = hpr
     try:
         checked = parse_payload(PassPayload, payload)
     except EnvelopeError as exc:
         raise ValueError(exc.detail) from exc
-    return sign(PREFIX, checked.model_dump(), key)
+    return sign(PREFIX, checked.model_dump(exclude_unset=True), key)

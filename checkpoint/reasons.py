@@ -8,8 +8,10 @@ from typing import Literal
 Colour = Literal["green", "blue", "red", "pink"]
 HealthStatus = Literal["green", "yellow", "red"]
 HealthScheme = Literal["token", "dcc", "http"]
+TravelStatus = Literal["green", "yellow", "red"]  # the travel card's (行程卡) colour
 COLOURS: tuple[Colour, ...] = ("green", "blue", "red", "pink")
 STATUSES: tuple[HealthStatus, ...] = ("green", "yellow", "red")
+TRAVEL_STATUSES: tuple[TravelStatus, ...] = ("green", "yellow", "red")
 
 
 class Reason(StrEnum):
@@ -31,3 +33,6 @@ class Reason(StrEnum):
     UNKNOWN_CODE = "unknown_code"
     SENSOR_FAULT = "sensor_fault"
     PLATFORM_DOWN = "platform_down"
+    TRAVEL_RISK = "travel_risk"
+    NO_TRAVEL_CODE = "no_travel_code"
+    HEALTH_CODE_NOT_HOLDER = "health_code_not_holder"

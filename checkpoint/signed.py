@@ -22,7 +22,7 @@ import json
 import logging
 import re
 from datetime import datetime
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, ClassVar, TypeVar
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -149,6 +149,9 @@ Kid = Annotated[str, StringConstraints(pattern=f"^{KID_PATTERN}$")]
 UnixTime = Annotated[int, Field(ge=0, le=MAX_UNIX)]
 IdHash = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
 SafeId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$")]
+PLATFORM_REF_PATTERN = r"^[A-Za-z0-9_-]{8,128}$"
+# The health platform's own person reference (its keyed hash of the ID number), opaque to us.
+PlatformRef = Annotated[str, StringConstraints(pattern=PLATFORM_REF_PATTERN)]
 
 
 class SignedPayload(BaseModel):
@@ -160,6 +163,7 @@ class SignedPayload(BaseModel):
     """
 
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+    VERSIONS: ClassVar[frozenset[int]] = frozenset({1})
 
     v: int
     kid: Kid
@@ -169,9 +173,9 @@ P = TypeVar("P", bound=SignedPayload)
 
 
 def parse_payload(model: type[P], payload: dict[str, Any]) -> P:
-    """Validate a verified payload against its v1 model; raises EnvelopeError with a short detail."""
+    """Validate a verified payload against its model (any of its `VERSIONS`); raises EnvelopeError."""
     version = payload.get("v")
-    if type(version) is not int or version != 1:
+    if type(version) is not int or version not in model.VERSIONS:
         raise EnvelopeError(f"unsupported version v={version!r}"[:80])
     try:
         return model.model_validate(payload)

@@ -218,9 +218,16 @@ def _default_categories() -> dict[Colour, CategoryPolicy]:
 
 class PolicyConfig(Strict):
     fever_threshold_c: float = Field(37.3, ge=35.0, le=42.0)
-    require: Annotated[list[Literal["health", "pass"]], Unique] = Field(["health", "pass"])
+    require: Annotated[list[Literal["health", "pass", "travel"]], Unique] = Field(["health", "pass"])
     health_ok: Annotated[list[Literal["green", "yellow", "red"]], Unique] = Field(["green"])
     on_platform_down: Action = "attention"
+    travel_ok: Annotated[list[Literal["green", "yellow", "red"]], Unique] = Field(["green"], description=(
+        "Travel card (行程卡) colours that pass when \"travel\" is required; others give travel_risk."))
+    travel_star: Action = Field("attention", description=(
+        "A starred travel card (itinerary touched a risk city): allow, deny, or attention (travel_risk)."))
+    require_bound_health: bool = Field(False, description=(
+        "With a v2 pass (which names its holder's hpr), a health code naming no holder counts as not the "
+        "holder's (health_code_not_holder). Off by default: v1 tokens and DCCs name no hpr."))
     session_timeout_s: float = Field(20.0, ge=2, le=300)
     category: dict[Colour, CategoryPolicy] = Field(default_factory=_default_categories)
     household: HouseholdPolicy = HouseholdPolicy()

@@ -87,12 +87,25 @@ def decide(facts: Facts, policy: PolicyConfig, now: datetime, *, timezone: str) 
                 health_reasons.add(Reason.HEALTH_CODE_INVALID)
             elif not health_reasons and status not in policy.health_ok:
                 health_reasons.add(_STATUS_REASON.get(str(status), Reason.HEALTH_CODE_INVALID))
-            elif not health_reasons and _someone_else(pass_verdict, health_verdict):
-                health_reasons.add(Reason.HEALTH_CODE_INVALID)  # a health code issued to another person
+            if not health_reasons & _BROKEN_HEALTH and not_holder(
+                pass_verdict, health_verdict, require_bound=policy.require_bound_health
+            ):
+                health_reasons.add(Reason.HEALTH_CODE_NOT_HOLDER)
             if Reason.PLATFORM_DOWN in health_reasons:
                 attention_by_policy |= policy.on_platform_down == "attention"
                 deny_by_policy |= policy.on_platform_down == "deny"
             reasons |= health_reasons
+
+    soft: set[Reason] = {Reason.PLATFORM_DOWN}
+    if "travel" in policy.require:
+        travel = _travel(health_verdict, policy, health_required="health" in policy.require)
+        if travel is not None:
+            reason, starred_only = travel
+            reasons.add(reason)
+            if starred_only:
+                soft.add(reason)
+                attention_by_policy |= policy.travel_star == "attention"
+                deny_by_policy |= policy.travel_star == "deny"
 
     category: Colour | None = None
     household: str | None = None
@@ -125,15 +138,17 @@ def decide(facts: Facts, policy: PolicyConfig, now: datetime, *, timezone: str) 
 
     ordered = tuple(sorted(reasons, key=_ORDER.__getitem__))
     return Outcome(
-        _decision(reasons, attention_by_policy=attention_by_policy, deny_by_policy=deny_by_policy),
+        _decision(reasons, soft, attention_by_policy=attention_by_policy, deny_by_policy=deny_by_policy),
         ordered, pass_verdict, health_verdict, category, household,
     )
 
 
-def _decision(reasons: set[Reason], *, attention_by_policy: bool, deny_by_policy: bool) -> Decision:
+def _decision(reasons: set[Reason], soft: set[Reason], *, attention_by_policy: bool,
+              deny_by_policy: bool) -> Decision:
+    """`soft` reasons decide nothing themselves: the policy flags say what they mean."""
     if Reason.FEVER in reasons:
         return "attention"  # a febrile person needs staff, whatever else is wrong
-    denying = reasons - _ATTENTION - {Reason.PLATFORM_DOWN}
+    denying = reasons - _ATTENTION - soft
     if denying or deny_by_policy:
         return "deny"
     if reasons & _ATTENTION or attention_by_policy:
@@ -141,17 +156,47 @@ def _decision(reasons: set[Reason], *, attention_by_policy: bool, deny_by_policy
     return "allow"
 
 
-def _someone_else(pass_verdict: Verdict | None, health_verdict: Verdict) -> bool:
-    """True when the pass and the health code both name a person, and not the same one."""
-    if pass_verdict is None or health_verdict.health is None or health_verdict.health.idh is None:
+def _travel(health_verdict: Verdict | None, policy: PolicyConfig, *,
+            health_required: bool) -> tuple[Reason, bool] | None:
+    """The travel card's reason, if any, and whether it is only the star (which `travel_star` decides).
+
+    A broken health code (expired, invalid, platform down) tells nothing about travel: when health is
+    required its own reason already decides, otherwise the travel card counts as not shown.
+    """
+    health = health_verdict.health if health_verdict is not None else None
+    if health_verdict is not None and set(health_verdict.reasons) & _BROKEN_HEALTH:
+        return None if health_required else (Reason.NO_TRAVEL_CODE, False)
+    if health is None or health.travel is None:
+        return Reason.NO_TRAVEL_CODE, False  # v1 tokens and DCCs carry no travel card
+    if health.travel not in policy.travel_ok:
+        return Reason.TRAVEL_RISK, False
+    if health.star and policy.travel_star != "allow":
+        return Reason.TRAVEL_RISK, True
+    return None
+
+
+def not_holder(pass_verdict: Verdict | None, health_verdict: Verdict, *, require_bound: bool) -> bool:
+    """True when the health code is not the pass holder's.
+
+    The platform reference `hpr` decides when pass (v2) and code (v2) both carry one; a v1 token's
+    site-keyed `idh` is compared with the pass's or the ID number's. With `require_bound`, a v2 pass shown
+    with a code that names no holder counts as someone else's.
+    """
+    health = health_verdict.health
+    if pass_verdict is None or health is None:
         return False
+    pass_hpr = pass_verdict.pass_.hpr if pass_verdict.pass_ is not None else None
+    if pass_hpr is not None and health.hpr is not None:
+        return pass_hpr != health.hpr
     if pass_verdict.pass_ is not None:
         holder = pass_verdict.pass_.idh
     elif pass_verdict.person is not None:
         holder = pass_verdict.person.ref
     else:
         return False
-    return holder != health_verdict.health.idh
+    if health.idh is not None:
+        return holder != health.idh
+    return require_bound and pass_hpr is not None
 
 
 def _has_health(verdict: Verdict) -> bool:

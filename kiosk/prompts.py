@@ -28,5 +28,8 @@ DEFAULT_PROMPTS = MappingProxyType(
         "unknown_code": "无法识别的二维码",
         "sensor_fault": "设备故障，请联系工作人员",
         "platform_down": "健康码平台暂不可用，请稍候",
+        "travel_risk": "行程卡异常，请配合工作人员",
+        "no_travel_code": "请出示行程卡",
+        "health_code_not_holder": "健康码与通行证不符，请配合工作人员",
     }
 )

@@ -28,9 +28,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from checkpoint.reasons import Reason
+from kiosk.config import PolicyConfig
 from kiosk.credentials.dcc import DccSteps, DccVerifier, load_certificate, load_trust_dir
 from kiosk.credentials.dcc_trust import allowed_types, key_id
-from kiosk.credentials.verdict import Verdict
+from kiosk.credentials.verdict import PassFacts, Verdict
+from kiosk.policy import Facts, decide
 from kiosk.scanner import scan
 
 VECTORS = Path(__file__).resolve().parents[1].parent / "shared" / "testdata" / "dcc"
@@ -606,3 +608,23 @@ def test_load_trust_dir(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> Non
     loaded = load_trust_dir(tmp_path)
     assert loaded == [certs[0], certs[1], certs[2], certs[0], certs[1]]
     assert "d.crt" in caplog.text
+
+
+def test_a_dcc_has_no_travel_card() -> None:
+    """Issue 15: the DCC path carries no travel card; with "travel" required a DCC alone is no_travel_code."""
+    key = _ec_key()
+    cert = make_cert(key)
+    verdict = DccVerifier([cert]).verify(make_dcc(key, cert), now=NOW)
+    assert verdict.valid and verdict.health is not None
+    assert (verdict.health.travel, verdict.health.star, verdict.health.hpr) == (None, None, None)
+    a_pass = Verdict("pass", valid=True, status="valid", pass_=PassFacts(
+        pid="P-1", cat="green", kid="k", hh=None, name="张*", idh="a" * 64, nbf=0, exp=2**40,
+        hpr="platform-holder-0001"))
+    facts = Facts(credentials=(a_pass, verdict), body_c=36.5)
+    travel = PolicyConfig(require=["health", "pass", "travel"])
+    outcome = decide(facts, travel, NOW, timezone="Asia/Shanghai")
+    assert (outcome.decision, outcome.reasons) == ("deny", (Reason.NO_TRAVEL_CODE,))
+    assert decide(facts, PolicyConfig(), NOW, timezone="Asia/Shanghai").decision == "allow"
+    bound = PolicyConfig(require_bound_health=True)  # a DCC names no platform holder
+    outcome = decide(facts, bound, NOW, timezone="Asia/Shanghai")
+    assert (outcome.decision, outcome.reasons) == ("deny", (Reason.HEALTH_CODE_NOT_HOLDER,))

@@ -74,6 +74,11 @@ def test_clock_unsynced_is_optional_and_kept() -> None:
     {"temperature": {"skin_c": "35.1", "body_c": 36.6, "ambient_c": 5.2, "samples": 5}},
     {"temperature": {"skin_c": 35.1, "body_c": 36.6, "ambient_c": 5.2, "samples": True}},
     {"health": {"scheme": "fax", "status": "green"}},
+    {"health": {"scheme": "token", "status": "green", "travel": "green"}},  # travel and star come together
+    {"health": {"scheme": "token", "status": "green", "star": False}},
+    {"health": {"scheme": "token", "status": "green", "travel": "blue", "star": False}},
+    {"health": {"scheme": "token", "status": "green", "travel": "green", "star": "no"}},
+    {"health": {"scheme": "token", "status": "green", "travel": "green", "star": False, "trip": ["x"]}},
     {"pass": {"pid": "P 17", "cat": "green", "hh": None}},
     {"pass": {"pid": "P-1", "cat": "purple", "hh": None}},
     {"pass_": {"pid": "P-1", "cat": "green", "hh": None}},
@@ -153,3 +158,15 @@ def test_topics() -> None:
     for bad in ("s/1", "+", "#", ""):
         with pytest.raises(ValueError):
             topics(bad, "k")
+
+
+def test_the_travel_status_is_optional_and_kept() -> None:
+    """Issue 15: the entry carries the travel card's colour and star, not the itinerary; old ones validate."""
+    old = Entry.model_validate_json(DESIGN_EXAMPLE)
+    assert old.health is not None and (old.health.travel, old.health.star) == (None, None)
+    assert json.loads(old.to_json())["health"] == {"scheme": "token", "status": "green"}  # no nulls added
+    health = {"scheme": "token", "status": "green", "travel": "yellow", "star": True}
+    entry = Entry.model_validate_json(example(health=health, reasons=["travel_risk"], decision="deny"))
+    assert entry.health is not None and (entry.health.travel, entry.health.star) == ("yellow", True)
+    assert json.loads(entry.to_json())["health"] == health
+    assert Entry.model_validate_json(entry.to_json()) == entry

@@ -21,10 +21,14 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from checkpoint import idnumber
 from checkpoint.reasons import HealthStatus, Reason
 from kiosk.credentials import http as health_http
 from kiosk.credentials.http import HttpHealthProvider
 from kiosk.credentials.verdict import HealthFacts
+from kiosk.sim.health_platform import HealthPlatform
+from office.admin import cli as admin
+from office.admin.platform import PlatformError, lookup_hpr
 
 NOW = dt.datetime(2024, 5, 1, 8, 0, tzinfo=dt.UTC)
 TS = NOW.timestamp()
@@ -524,3 +528,72 @@ def test_tls_is_verified(tmp_path: Path) -> None:
         assert verdict.status == "platform_down"
         assert "CERTIFICATE_VERIFY_FAILED" in verdict.detail
         assert platform.seen == []
+
+
+# -- v2 (issue 15): the travel card and the platform's holder reference -----------------------------------
+
+PLATFORM_HPR = "platform-holder-0001"
+
+
+@pytest.mark.parametrize(
+    ("extra", "travel", "star", "reasons"),
+    [
+        ({}, None, None, ()),
+        ({"travel": "green"}, "green", False, ()),
+        ({"travel": "green", "star": False}, "green", False, ()),
+        ({"travel": "green", "star": True}, "green", True, (Reason.TRAVEL_RISK,)),
+        ({"travel": "red", "star": False}, "red", False, (Reason.TRAVEL_RISK,)),
+    ],
+)
+def test_travel_card_in_the_answer(platform: Platform, make: Make, extra: dict[str, object],
+                                   travel: str | None, star: bool | None,
+                                   reasons: tuple[Reason, ...]) -> None:
+    platform.script(answer(**extra, hpr=PLATFORM_HPR))
+    verdict = make().check_code("x", now=NOW)
+    assert verdict.valid and verdict.reasons == reasons
+    assert verdict.health == HealthFacts("http", "green", idh="idh-1", issued_at=int(TS) - 10,
+                                         travel=travel, star=star, hpr=PLATFORM_HPR)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("extra", [
+    {"travel": "blue"}, {"travel": 1}, {"travel": "green", "star": "yes"}, {"star": True},
+    {"hpr": "short"}, {"hpr": 12345678}, {"hpr": "x" * 129},
+])
+def test_malformed_travel_or_hpr_is_unusable(platform: Platform, make: Make,
+                                             extra: dict[str, object]) -> None:
+    platform.script(answer(**extra))
+    verdict = make().check_code("x", now=NOW)
+    assert (verdict.valid, verdict.reasons) == (False, (Reason.PLATFORM_DOWN,))
+
+
+def test_against_the_stand_in_platform(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The simulator's platform answers what the provider reads, and the office's lookup learns the hpr."""
+    number = "11010519491231002X"
+    site_key = tmp_path / "site.key"
+    site_key.write_bytes(b"a site key for the platform tests, 32+ bytes")
+    site_key.chmod(0o600)
+    idh = idnumber.parse(number).person_ref(site_key.read_bytes())
+    with HealthPlatform(now=lambda: NOW) as stand_in:
+        stand_in.set_status(idh, "green", travel="green", star=True, hpr=PLATFORM_HPR)
+        stand_in.set_code("HC-CODE-1", "yellow", travel="yellow", hpr="platform-holder-0002")
+        stand_in.set_code("HC-CODE-V1", "green")
+        with HttpHealthProvider(stand_in.url, timeout_s=2.0, cache_s=0) as provider:
+            person = provider.check_idh(idh, now=NOW)
+            assert person.valid and person.health is not None
+            facts = (person.health.travel, person.health.star, person.health.hpr)
+            assert facts == ("green", True, PLATFORM_HPR)
+            assert person.reasons == (Reason.TRAVEL_RISK,)
+            code = provider.check_code("HC-CODE-1", now=NOW)
+            assert code.health is not None and code.health.hpr == "platform-holder-0002"
+            assert code.reasons == (Reason.HEALTH_CODE_YELLOW, Reason.TRAVEL_RISK)
+            old = provider.check_code("HC-CODE-V1", now=NOW)
+            assert old.valid and old.health is not None
+            assert (old.health.travel, old.health.hpr) == (None, None)
+            assert provider.check_code("unknown", now=NOW).reasons == (Reason.HEALTH_CODE_INVALID,)
+        assert lookup_hpr(stand_in.url, idh) == PLATFORM_HPR
+        with pytest.raises(PlatformError, match="does not know"):
+            lookup_hpr(stand_in.url, "0" * 64)
+        assert admin.main(["register-resident", "--db", str(tmp_path / "registry.sqlite"), "--site-key",
+                           str(site_key), "--id-number", number, "--platform-url", stand_in.url]) == 0
+    out = capsys.readouterr().out
+    assert f"hpr: {PLATFORM_HPR}" in out and number not in out

@@ -263,3 +263,38 @@ def test_any_change_to_a_valid_pass_makes_it_invalid(position: int, how: str, ch
     assert verdict.valid == (mutated == VALID)
     if not verdict.valid:
         assert verdict.reasons == (Reason.PASS_INVALID,)
+
+
+# -- v2: the platform's holder reference -----------------------------------------------------------------
+
+HPR = "platform-holder-0001"
+
+
+def test_v2_pass_names_the_platform_holder() -> None:
+    text = make(hpr=HPR)
+    payload = payload_of(text)
+    assert payload["v"] == 2 and payload["hpr"] == HPR
+    verdict = PassVerifier(RING).verify(text, now=NOW)
+    assert verdict.valid and verdict.pass_ is not None and verdict.pass_.hpr == HPR
+
+
+def test_v1_pass_has_no_hpr_field_and_still_verifies() -> None:
+    text = make()
+    assert payload_of(text)["v"] == 1 and "hpr" not in payload_of(text)
+    verdict = PassVerifier(RING).verify(text, now=NOW)
+    assert verdict.valid and verdict.pass_ is not None and verdict.pass_.hpr is None
+
+
+@pytest.mark.parametrize(("version", "extra"), [
+    (1, {"hpr": HPR}),  # v1 has no hpr
+    (1, {"hpr": None}),
+    (2, {}),  # v2 needs hpr
+    (2, {"hpr": None}),
+    (2, {"hpr": "no spaces allowed"}),
+    (3, {"hpr": HPR}),
+])
+def test_malformed_versions_are_pass_invalid(version: int, extra: dict[str, Any]) -> None:
+    payload = {**payload_of(make()), "v": version, **extra}
+    data = json.dumps(payload).encode()
+    verdict = PassVerifier(RING).verify(raw_envelope("CKP1", data), now=NOW)
+    assert not verdict.valid and verdict.reasons == (Reason.PASS_INVALID,)

@@ -19,17 +19,30 @@ IDH = "a" * 64
 OTHER = "b" * 64
 
 
+HPR = "platform-ref-0001"
+HPR_OTHER = "platform-ref-0002"
+
+
 def a_pass(cat: str = "green", *, reasons: tuple[Reason, ...] = (), valid: bool = True, hh: str = "9-23-301",
-           idh: str = IDH) -> Verdict:
-    facts = PassFacts(pid="P-1", cat=cat, kid="k", hh=hh, name="张*", idh=idh, nbf=0, exp=2**31)  # type: ignore[arg-type]
+           idh: str = IDH, hpr: str | None = None) -> Verdict:
+    facts = PassFacts(pid="P-1", cat=cat, kid="k", hh=hh, name="张*", idh=idh, nbf=0, exp=2**31,  # type: ignore[arg-type]
+                      hpr=hpr)
     return Verdict("pass", valid=valid, status="valid" if valid else "invalid", reasons=reasons, pass_=facts)
 
 
 def health(status: str | None = "green", *, reasons: tuple[Reason, ...] = (), valid: bool = True,
-           idh: str | None = IDH, kind: str = "health_token") -> Verdict:
+           idh: str | None = IDH, kind: str = "health_token", travel: str | None = None,
+           star: bool | None = None, hpr: str | None = None) -> Verdict:
     scheme = {"health_token": "token", "dcc": "dcc", "health_http": "http"}[kind]
     return Verdict(kind, valid=valid, status=status or "invalid", reasons=reasons,  # type: ignore[arg-type]
-                   health=HealthFacts(scheme=scheme, status=status, idh=idh))  # type: ignore[arg-type]
+                   health=HealthFacts(scheme=scheme, status=status, idh=idh,  # type: ignore[arg-type]
+                                      travel=travel, star=star, hpr=hpr))  # type: ignore[arg-type]
+
+
+def v2(status: str = "green", travel: str = "green", *, star: bool = False, hpr: str | None = HPR,
+       reasons: tuple[Reason, ...] = (), kind: str = "health_token") -> Verdict:
+    """A v2 health code (两码合一): a travel card and the platform's holder reference, no site idh."""
+    return health(status, idh=None, travel=travel, star=star, hpr=hpr, reasons=reasons, kind=kind)
 
 
 def id_number(*, registered: bool = True, household: str | None = "9-23-301") -> Verdict:
@@ -66,8 +79,19 @@ CASES = [
      NOON, "deny", (Reason.HEALTH_CODE_EXPIRED,)),
     ("forged health code", facts(a_pass(), health(None, valid=False, reasons=(Reason.HEALTH_CODE_INVALID,))),
      NOON, "deny", (Reason.HEALTH_CODE_INVALID,)),
-    ("someone else's health code", facts(a_pass(), health(idh=OTHER)), NOON, "deny",
-     (Reason.HEALTH_CODE_INVALID,)),
+    ("someone else's health code (v1, site idh)", facts(a_pass(), health(idh=OTHER)), NOON, "deny",
+     (Reason.HEALTH_CODE_NOT_HOLDER,)),
+    ("borrowed v2 code: platform refs differ", facts(a_pass(hpr=HPR), v2(hpr=HPR_OTHER)), NOON, "deny",
+     (Reason.HEALTH_CODE_NOT_HOLDER,)),
+    ("borrowed and yellow: both said", facts(a_pass(hpr=HPR), v2("yellow", hpr=HPR_OTHER,
+                                                                 reasons=(Reason.HEALTH_CODE_YELLOW,))),
+     NOON, "deny", (Reason.HEALTH_CODE_YELLOW, Reason.HEALTH_CODE_NOT_HOLDER)),
+    ("v2 pass and the holder's v2 code", facts(a_pass(hpr=HPR), v2()), NOON, "allow", ()),
+    ("v2 pass, v1 unbound token, binding not required", facts(a_pass(hpr=HPR), health(idh=None)), NOON,
+     "allow", ()),
+    ("v1 pass, v2 code", facts(a_pass(), v2(hpr=HPR_OTHER)), NOON, "allow", ()),
+    ("v2 code without travel required: star ignored", facts(a_pass(), v2(travel="red", star=True)), NOON,
+     "allow", ()),
     ("no pass", facts(health()), NOON, "deny", (Reason.NO_PASS,)),
     ("forged pass", facts(a_pass(valid=False, reasons=(Reason.PASS_INVALID,)), health()), NOON, "deny",
      (Reason.PASS_INVALID,)),
@@ -102,6 +126,68 @@ def test_policy_table(
 ) -> None:
     outcome = decide(given, POLICY, now, timezone=TZ)
     assert (outcome.decision, outcome.reasons) == (decision, reasons)
+
+
+TRAVEL = POLICY.model_copy(update={"require": ["health", "pass", "travel"]})
+TRAVEL_CASES = [
+    # name, facts, decision, reasons; the policy requires the travel card (travel_ok green, star attention)
+    ("green travel card", facts(a_pass(), v2()), "allow", ()),
+    ("starred travel card: attention", facts(a_pass(), v2(star=True)), "attention", (Reason.TRAVEL_RISK,)),
+    ("yellow travel card", facts(a_pass(), v2(travel="yellow")), "deny", (Reason.TRAVEL_RISK,)),
+    ("red travel card, starred", facts(a_pass(), v2(travel="red", star=True)), "deny", (Reason.TRAVEL_RISK,)),
+    ("v1 token: no travel card", facts(a_pass(), health()), "deny", (Reason.NO_TRAVEL_CODE,)),
+    ("a DCC alone has no travel card", facts(a_pass(), health(idh=None, kind="dcc")), "deny",
+     (Reason.NO_TRAVEL_CODE,)),
+    ("no code at all", facts(a_pass()), "deny", (Reason.NO_HEALTH_CODE, Reason.NO_TRAVEL_CODE)),
+    ("expired code: its own reason only",
+     facts(a_pass(), health("green", valid=False, reasons=(Reason.HEALTH_CODE_EXPIRED,), travel="green",
+                            star=False)), "deny", (Reason.HEALTH_CODE_EXPIRED,)),
+    ("platform lookup with a travel card", facts(id_number(), v2(kind="health_http", hpr=None)), "allow", ()),
+    ("fever and a starred card: staff", facts(a_pass(), v2(star=True), body_c=38.0), "attention",
+     (Reason.FEVER, Reason.TRAVEL_RISK)),
+    ("starred and borrowed", facts(a_pass(hpr=HPR), v2(star=True, hpr=HPR_OTHER)), "deny",
+     (Reason.TRAVEL_RISK, Reason.HEALTH_CODE_NOT_HOLDER)),
+]
+
+
+@pytest.mark.parametrize(("name", "given", "decision", "reasons"), TRAVEL_CASES,
+                         ids=[c[0] for c in TRAVEL_CASES])
+def test_travel_table(name: str, given: Facts, decision: str, reasons: tuple[Reason, ...]) -> None:
+    outcome = decide(given, TRAVEL, NOON, timezone=TZ)
+    assert (outcome.decision, outcome.reasons) == (decision, reasons)
+
+
+@pytest.mark.parametrize(("setting", "decision"), [("allow", "allow"), ("deny", "deny"),
+                                                   ("attention", "attention")])
+def test_travel_star_follows_config(setting: str, decision: str) -> None:
+    policy = TRAVEL.model_copy(update={"travel_star": setting})
+    outcome = decide(facts(a_pass(), v2(star=True)), policy, NOON, timezone=TZ)
+    assert outcome.decision == decision
+    assert outcome.reasons == (() if setting == "allow" else (Reason.TRAVEL_RISK,))
+
+
+def test_travel_ok_widened_and_travel_alone() -> None:
+    yellow_ok = TRAVEL.model_copy(update={"travel_ok": ["green", "yellow"]})
+    assert decide(facts(a_pass(), v2(travel="yellow")), yellow_ok, NOON, timezone=TZ).decision == "allow"
+    travel_only = POLICY.model_copy(update={"require": ["pass", "travel"]})
+    expired = health("green", valid=False, reasons=(Reason.HEALTH_CODE_EXPIRED,), travel="green", star=False)
+    outcome = decide(facts(a_pass(), expired), travel_only, NOON, timezone=TZ)
+    assert (outcome.decision, outcome.reasons) == ("deny", (Reason.NO_TRAVEL_CODE,))
+
+
+def test_require_bound_health() -> None:
+    bound = POLICY.model_copy(update={"require_bound_health": True})
+    unbound_v1 = health(idh=None)
+    unbound_v2 = v2(hpr=None)
+    for code in (unbound_v1, unbound_v2, health(idh=None, kind="dcc")):
+        outcome = decide(facts(a_pass(hpr=HPR), code), bound, NOON, timezone=TZ)
+        assert (outcome.decision, outcome.reasons) == ("deny", (Reason.HEALTH_CODE_NOT_HOLDER,))
+        assert decide(facts(a_pass(hpr=HPR), code), POLICY, NOON, timezone=TZ).decision == "allow"
+        # a v1 pass names no platform holder, so binding cannot be asked of its codes
+        assert decide(facts(a_pass(), code), bound, NOON, timezone=TZ).decision == "allow"
+    assert decide(facts(a_pass(hpr=HPR), v2()), bound, NOON, timezone=TZ).decision == "allow"
+    idh_matches = health()
+    assert decide(facts(a_pass(hpr=HPR), idh_matches), bound, NOON, timezone=TZ).decision == "allow"
 
 
 def test_household_quota() -> None:
@@ -143,7 +229,8 @@ def test_category_actions_from_config() -> None:
 
 
 def test_every_reason_code_is_produced_by_some_case() -> None:
-    produced = {r for case in CASES for r in case[4]} | {Reason.QUOTA_EXCEEDED}
+    produced = ({r for case in CASES for r in case[4]} | {r for case in TRAVEL_CASES for r in case[3]}
+                | {Reason.QUOTA_EXCEEDED})
     assert produced == set(Reason)
 
 

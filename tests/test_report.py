@@ -20,7 +20,7 @@ from pg import fresh_database
 
 from checkpoint.entry import Alert, Status, utc_now
 from office.cli import query as query_cli
-from office.reports.daily import DailyReport, daily_report, day_bounds, report_refusal, zone
+from office.reports.daily import DailyReport, build_report, daily_report, day_bounds, report_refusal, zone
 from office.reports.render import CSV_COLUMNS, render
 from office.store.base import Store, StoredAlert
 from office.store.opening import open_store
@@ -314,3 +314,31 @@ def test_site_reported_counts_entries_statuses_and_alerts(
         opened.insert_alerts([StoredAlert("s3", "gate-a", Alert(kind="fault", ts=when, detail="x"), when)])
         opened.purge(at("2026-03-20T00:00:00.000Z"), now=at("2026-03-20T00:00:00.000Z"))
         assert [opened.site_reported(s) for s in ("s1", "s2", "s3", "s4")] == [True, True, True, False]
+
+
+def test_travel_card_checks_and_risks_are_counted() -> None:
+    """Issue 15: entries whose code carried a travel card, and `travel_risk`, in the counts, text and CSV."""
+    plain = make_entry("s1", "gate-north", 1, "2026-03-19T01:00:00.000Z")
+    with_travel = [
+        make_entry("s1", "gate-north", seq, "2026-03-19T01:05:00.000Z", decision=decision, reasons=reasons)
+        for seq, decision, reasons in ((2, "allow", ()), (3, "attention", ("travel_risk",)),
+                                       (4, "deny", ("travel_risk",)),
+                                       (5, "deny", ("health_code_not_holder",)))
+    ]
+    cards = [("green", False), ("green", True), ("red", False), ("green", False)]
+    with_travel = [e.model_copy(update={"health": e.health.model_copy(update={"travel": t, "star": s})})
+                   for e, (t, s) in zip(with_travel, cards, strict=True) if e.health is not None]
+    v1_no_card = make_entry("s1", "gate-north", 6, "2026-03-19T01:10:00.000Z", decision="deny",
+                            reasons=("no_travel_code",))
+    report = build_report(DAY, zone(TZ), [plain, *with_travel, v1_no_card], site=None, known_kiosks=(),
+                          first_seen={}, offline=(), gaps=(), purged=0, now=NOW)
+    counts = report.sites[0].kiosks[0].counts
+    assert (counts.travel_checks, counts.travel_risks) == (4, 2)
+    assert counts.denies_by_reason == {"health_code_not_holder": 1, "no_travel_code": 1, "travel_risk": 1}
+    assert report.totals.to_json()["travel_checks"] == 4
+    text = render(report, "text").decode("utf-8")
+    assert "行程卡 travel cards checked 4 · 行程卡异常 travel_risk 2" in text
+    assert "健康码非本人 health_code_not_holder 1" in text and "未出示行程卡 no_travel_code 1" in text
+    rows = list(csv.DictReader(io.StringIO(render(report, "csv").decode("utf-8"))))
+    assert (rows[0]["travel_checks"], rows[0]["travel_risks"], rows[0]["deny_travel_risk"]) == ("4", "2", "1")
+    assert rows[0]["deny_health_code_not_holder"] == "1"

@@ -132,3 +132,93 @@ VALID = token()
 def test_any_changed_character_makes_a_token_invalid(position: int, char: str) -> None:
     mutated = VALID[:position] + char + VALID[position + 1:]
     assert VERIFIER.verify(mutated, now=NOW).valid == (mutated == VALID)
+
+
+# -- v2: the travel card (两码合一) and the platform's holder reference ------------------------------------
+
+HPR = "platform-holder-0001"
+
+
+def token_v2(st: str = "green", trv: str = "green", *, star: bool = False, hpr: str | None = HPR,
+             age: int = 5) -> str:
+    return issue_token(AUTHORITY, None, st=st, idh=None, iat=T - age, exp=T - age + 180, trv=trv, star=star,
+                       hpr=hpr)
+
+
+def raw_token(payload: dict[str, Any]) -> str:
+    data = json.dumps({"kid": kid_for(AUTHORITY.public_key()), "iat": T - 5, "exp": T + 175, "st": "green",
+                       **payload}).encode()
+    return f"HCT1.{b64u_encode(data)}.{b64u_encode(AUTHORITY.sign(data))}"
+
+
+def test_v2_token_carries_the_travel_card_and_holder() -> None:
+    text = token_v2(star=True)
+    payload = json.loads(b64u_decode(text.split(".")[1]))
+    assert payload == {"v": 2, "kid": kid_for(AUTHORITY.public_key()), "st": "green", "trv": "green",
+                       "star": True, "hpr": HPR, "iat": T - 5, "exp": T + 175}
+    verdict = VERIFIER.verify(text, now=NOW)
+    assert verdict.valid and verdict.health is not None
+    assert (verdict.health.travel, verdict.health.star, verdict.health.hpr, verdict.health.idh) == (
+        "green", True, HPR, None)
+    assert verdict.reasons == (Reason.TRAVEL_RISK,)  # the star; the policy's travel_star decides
+
+
+@pytest.mark.parametrize(("st", "trv", "star", "reasons"), [
+    ("green", "green", False, ()),
+    ("green", "yellow", False, (Reason.TRAVEL_RISK,)),
+    ("yellow", "red", False, (Reason.HEALTH_CODE_YELLOW, Reason.TRAVEL_RISK)),
+    ("red", "green", True, (Reason.HEALTH_CODE_RED, Reason.TRAVEL_RISK)),
+])
+def test_v2_reasons(st: str, trv: str, star: bool, reasons: tuple[Reason, ...]) -> None:
+    verdict = VERIFIER.verify(token_v2(st, trv, star=star), now=NOW)
+    assert verdict.valid and verdict.reasons == reasons
+
+
+def test_v2_unbound_and_stale() -> None:
+    unbound = VERIFIER.verify(token_v2(hpr=None), now=NOW)
+    assert unbound.valid and unbound.health is not None and unbound.health.hpr is None
+    stale = VERIFIER.verify(token_v2(age=900), now=NOW)
+    assert stale.reasons == (Reason.HEALTH_CODE_EXPIRED,)
+
+
+def test_v1_token_still_verifies_without_a_travel_card() -> None:
+    verdict = VERIFIER.verify(token(), now=NOW)
+    assert verdict.valid and verdict.health is not None
+    assert (verdict.health.travel, verdict.health.star, verdict.health.hpr) == (None, None, None)
+    assert json.loads(b64u_decode(token().split(".")[1]))["v"] == 1
+
+
+@pytest.mark.parametrize("payload", [
+    {"v": 1, "idh": None, "trv": "green"},  # a v1 token may not carry v2 fields
+    {"v": 1, "idh": None, "hpr": None},
+    {"v": 2, "trv": "green", "star": False},  # hpr missing
+    {"v": 2, "trv": "green", "hpr": HPR},  # star missing
+    {"v": 2, "trv": None, "star": False, "hpr": HPR},
+    {"v": 2, "trv": "blue", "star": False, "hpr": HPR},
+    {"v": 2, "trv": "green", "star": 1, "hpr": HPR},  # strict: not a bool
+    {"v": 2, "trv": "green", "star": False, "hpr": "short"},
+    {"v": 2, "trv": "green", "star": False, "hpr": HPR, "idh": IDH},  # v2 has no idh
+    {"v": 3, "trv": "green", "star": False, "hpr": HPR},
+])
+def test_genuinely_signed_but_malformed_versions_are_invalid(payload: dict[str, Any]) -> None:
+    verdict = VERIFIER.verify(raw_token(payload), now=NOW)
+    assert not verdict.valid and verdict.reasons == (Reason.HEALTH_CODE_INVALID,)
+
+
+def test_issue_token_v2_refusals() -> None:
+    with pytest.raises(ValueError, match="hpr, not idh"):
+        issue_token(AUTHORITY, None, st="green", idh=IDH, iat=T, exp=T + 60, trv="green")
+    with pytest.raises(ValueError, match="need a travel status"):
+        issue_token(AUTHORITY, None, st="green", idh=None, iat=T, exp=T + 60, star=True)
+    with pytest.raises(ValueError):
+        issue_token(AUTHORITY, None, st="green", idh=None, iat=T, exp=T + 60, trv="purple")
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.sampled_from(["green", "yellow", "red"]), st.sampled_from(["green", "yellow", "red"]),
+       st.booleans(), st.none() | st.from_regex(r"[A-Za-z0-9_-]{8,128}", fullmatch=True))
+def test_any_v2_token_round_trips(status: str, trv: str, star: bool, hpr: str | None) -> None:
+    verdict = VERIFIER.verify(token_v2(status, trv, star=star, hpr=hpr), now=NOW)
+    assert verdict.valid and verdict.health is not None
+    assert (verdict.health.status, verdict.health.travel, verdict.health.star, verdict.health.hpr) == (
+        status, trv, star, hpr)

@@ -6,6 +6,7 @@ import base64
 import json
 import subprocess
 import sys
+import tempfile
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -86,6 +87,11 @@ def verify(site: Site, payload: str, *extra: str, capsys: pytest.CaptureFixture[
     return code, json.loads(out[0])
 
 
+def fresh_dir(site: Site) -> str:
+    """A new --out directory: issue-pass refuses a pid already in an --out's passes.csv."""
+    return tempfile.mkdtemp(prefix="issued-", dir=site.root)
+
+
 def issue_pass(site: Site, capsys: pytest.CaptureFixture[str], *, cat: str = "green",
                start: datetime = NOW - timedelta(days=1), end: datetime = NOW + timedelta(days=30),
                key: Path | None = None, pid: str = "P-00017") -> str:
@@ -93,7 +99,7 @@ def issue_pass(site: Site, capsys: pytest.CaptureFixture[str], *, cat: str = "gr
     run_admin("issue-pass", "--key", str(key or site.office_key), "--pid", pid, "--cat", cat,
               "--hh", "9-23-301", "--name", "张三", "--id-number", REGISTERED,
               "--site-key", str(site.site_key), "--from", iso(start), "--exp", iso(end),
-              "--out", str(site.root / "issued"))
+              "--out", fresh_dir(site))
     return capsys.readouterr().out.strip().splitlines()[-1]
 
 
@@ -243,3 +249,80 @@ def test_scan_console_script_json_contract() -> None:
     assert line["path"] == str(frame) and line["ms"] >= 0
     assert [c["text"] for c in line["codes"]] == ["checkpoint-kiosk demo frame"]
     assert base64.b64decode(line["codes"][0]["bytes_b64"]) == b"checkpoint-kiosk demo frame"
+
+
+# -- v2 (issue 15): the travel card, the platform's holder reference, and the gate's new reasons -----------
+
+HPR, OTHER_HPR = "platform-holder-0017", "platform-holder-0099"
+
+
+def issue_v2_token(site: Site, capsys: pytest.CaptureFixture[str], *extra: str) -> str:
+    capsys.readouterr()
+    run_admin("issue-health-token", "--key", str(site.health_key), "--status", "green",
+              "--iat", iso(NOW - timedelta(seconds=20)), "--ttl-s", "7200", *extra)
+    return capsys.readouterr().out.strip().splitlines()[-1]
+
+
+def issue_v2_pass(site: Site, capsys: pytest.CaptureFixture[str], hpr: str = HPR) -> str:
+    capsys.readouterr()
+    run_admin("issue-pass", "--key", str(site.office_key), "--pid", "P-00200", "--cat", "green",
+              "--id-number", REGISTERED, "--site-key", str(site.site_key), "--hpr", hpr,
+              "--from", iso(NOW - timedelta(days=1)), "--exp", iso(NOW + timedelta(days=30)),
+              "--out", fresh_dir(site))
+    return capsys.readouterr().out.strip().splitlines()[-1]
+
+
+def travel_config(site: Site) -> Path:
+    config = site.root / "kiosk-travel.toml"
+    config.write_text(site.config.read_text() + '[policy]\nrequire = ["health", "pass", "travel"]\n')
+    return config
+
+
+def test_v2_token_shows_its_travel_card(site: Site, capsys: pytest.CaptureFixture[str]) -> None:
+    text = issue_v2_token(site, capsys, "--travel", "green", "--hpr", HPR)
+    code, verdict = verify(site, text, capsys=capsys)
+    assert (code, verdict["valid"], verdict["reasons"]) == (0, True, [])
+    assert verdict["health"]["travel"] == "green" and verdict["health"]["star"] is False
+    assert verdict["health"]["hpr"] == HPR
+    starred = issue_v2_token(site, capsys, "--travel", "green", "--star")
+    code, verdict = verify(site, starred, capsys=capsys)
+    assert (code, verdict["reasons"]) == (1, ["travel_risk"])
+    assert cli.main(["verify", starred, "--config", str(site.config), "--at", iso(NOW)]) == 1
+    line = capsys.readouterr().out
+    assert "health token green travel green starred" in line and "reasons travel_risk" in line
+
+
+def test_v1_token_says_travel_none_and_no_travel_code_when_required(
+        site: Site, capsys: pytest.CaptureFixture[str]) -> None:
+    v1 = issue_token(site, capsys, "green")
+    assert cli.main(["verify", v1, "--config", str(site.config), "--at", iso(NOW)]) == 0
+    assert "travel none" in capsys.readouterr().out
+    code, verdict = verify(site, v1, "--config", str(travel_config(site)), capsys=capsys)
+    assert (code, verdict["valid"], verdict["reasons"]) == (1, True, ["no_travel_code"])
+    v2 = issue_v2_token(site, capsys, "--travel", "green")
+    code, verdict = verify(site, v2, "--config", str(travel_config(site)), capsys=capsys)
+    assert (code, verdict["reasons"]) == (0, [])
+
+
+def test_a_code_naming_another_holder(site: Site, capsys: pytest.CaptureFixture[str]) -> None:
+    a_pass = issue_v2_pass(site, capsys)
+    code, verdict = verify(site, a_pass, capsys=capsys)
+    assert code == 0 and verdict["pass"]["hpr"] == HPR
+    own = issue_v2_token(site, capsys, "--travel", "green", "--hpr", HPR)
+    borrowed = issue_v2_token(site, capsys, "--travel", "green", "--hpr", OTHER_HPR)
+    assert verify(site, own, "--with", a_pass, capsys=capsys)[1]["reasons"] == []
+    code, verdict = verify(site, borrowed, "--with", a_pass, capsys=capsys)
+    assert (code, verdict["reasons"]) == (1, ["health_code_not_holder"])
+    v1_pass = issue_pass(site, capsys)  # no hpr: nothing to compare a v2 code with
+    assert verify(site, borrowed, "--with", v1_pass, capsys=capsys)[1]["reasons"] == []
+
+
+def test_admin_refuses_v2_options_without_travel(site: Site, capsys: pytest.CaptureFixture[str]) -> None:
+    base = ["issue-health-token", "--key", str(site.health_key), "--status", "green"]
+    assert admin.main([*base, "--star"]) != 0
+    assert admin.main([*base, "--hpr", HPR]) != 0
+    assert admin.main([*base, "--travel", "green", "--id-number", REGISTERED,
+                       "--site-key", str(site.site_key)]) != 0
+    assert admin.main([*base, "--travel", "green", "--hpr", "bad ref"]) != 0
+    err = capsys.readouterr().err
+    assert "need --travel" in err and "not by ID number" in err

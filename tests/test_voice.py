@@ -16,9 +16,11 @@ from pathlib import Path
 import pytest
 from polling import wait_until
 
+from checkpoint.reasons import Reason
 from drivers.emulated.voice import RecordingSink, wav_duration
 from drivers.errors import DeviceError
 from drivers.voice import SILENCE_KEY, AplaySink, Voice, VoiceError, cache_name
+from kiosk.prompts import DEFAULT_PROMPTS
 
 ESPEAK = shutil.which("espeak-ng")
 APLAY = shutil.which("aplay")
@@ -571,3 +573,21 @@ def test_stop_kills_a_player_that_ignores_sigterm(tmp_path: Path) -> None:
     assert not thread.is_alive()
     assert 0.15 <= time.monotonic() - started < 1.5
     assert errors == []
+
+
+def test_every_reason_code_has_a_mandarin_prompt() -> None:
+    """Issue 15: the travel reasons are said in Mandarin, like every other reason code."""
+    assert {str(reason) for reason in Reason} <= set(DEFAULT_PROMPTS)
+    assert DEFAULT_PROMPTS["travel_risk"] == "行程卡异常，请配合工作人员"
+    assert DEFAULT_PROMPTS["health_code_not_holder"] == "健康码与通行证不符，请配合工作人员"
+    assert DEFAULT_PROMPTS["no_travel_code"] == "请出示行程卡"
+
+
+@needs_espeak
+def test_travel_prompts_render(tmp_path: Path, sink: RecordingSink) -> None:
+    keys = ("travel_risk", "health_code_not_holder", "no_travel_code")
+    prompts = {k: DEFAULT_PROMPTS[k] for k in keys}
+    with Voice(prompts=prompts, cache_dir=tmp_path / "cache", sink=sink) as voice:
+        voice.prepare()
+        durations = [wav_duration(voice.wav_path(key)) for key in keys]
+    assert all(0.5 < seconds < 15.0 for seconds in durations)

@@ -163,3 +163,31 @@ def test_the_event_stream_resumes_after_the_last_event_id(client: TestClient, st
     text = client.get("/alerts/events", headers={"last-event-id": str(n_first)}).text
     assert f'data-alert="{second.id}"' in text and f'data-alert="{first.id}"' not in text
     assert text.startswith("retry: 1000\n\n")
+
+
+def test_an_alert_sent_without_an_id_is_acknowledged_and_resolved_by_its_number(client: TestClient,
+                                                                                store: Store) -> None:
+    bare = Alert(kind="fault", ts=NOW - timedelta(minutes=2), detail="thermometer: no answer")
+    store.insert_alerts([StoredAlert("s1", "gate-north", bare, NOW)])
+    token = sign_in(client, "clerk")
+    key = next(view.key for view in store.recent_alerts() if view.stored.alert == bare)
+    shown = card(client.get("/alerts").text, key)
+    assert key.startswith("n:") and f'name="alert" value="{key}"' in shown and "设备故障" in shown
+    client.post("/alerts/ack", data={"alert": key, "note": "去看看", "csrf": token})
+    client.post("/alerts/resolve", data={"alert": key, "note": "换了测温模块", "csrf": token})
+    shown = card(client.get("/alerts").text, key)
+    assert "已处理" in shown and "换了测温模块" in shown and "<form" not in shown
+    assert [a.detail for a in store.audit_log() if a.action.startswith("alert.")] == [
+        f"{key} note=换了测温模块", f"{key} note=去看看"]
+
+
+def test_the_entry_id_links_to_its_trace_for_the_office_only(client: TestClient, store: Store) -> None:
+    entry = fever_entry(store, NOW - timedelta(minutes=3))
+    alert = fever_alert(store, NOW - timedelta(minutes=3), entry.id)
+    token = sign_in(client, "clerk")
+    link = f'<a href="/trace?entry={entry.id}"'
+    assert link in card(client.get("/alerts").text, alert.id or "")
+    client.post("/signout", data={"csrf": token})
+    sign_in(client, "guard1")
+    shown = card(client.get("/alerts").text, alert.id or "")
+    assert entry.id in shown and link not in shown  # a guard may not open the trace page

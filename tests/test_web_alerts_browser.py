@@ -23,6 +23,9 @@ from office.store.sqlite import SqliteStore
 from office.web.passwords import hash_password
 
 PASSWORD = "correct horse battery"
+COUNT_SOUNDS = """window.played = [];
+const play = HTMLMediaElement.prototype.play;
+HTMLMediaElement.prototype.play = function () { window.played.push(this.src); return play.call(this); };"""
 
 
 @pytest.fixture
@@ -60,6 +63,7 @@ def test_a_stored_fever_appears_on_the_open_alerts_page_within_a_second(
         served: tuple[str, Path], browser: Browser, tmp_path: Path) -> None:
     url, db = served
     page = browser.new_page(viewport={"width": 1440, "height": 900}, locale="zh-CN")
+    page.add_init_script(COUNT_SOUNDS)
     try:
         page.goto(f"{url}/alerts")
         page.fill("input[name=username]", "wang")
@@ -78,6 +82,7 @@ def test_a_stored_fever_appears_on_the_open_alerts_page_within_a_second(
         for shown in ("体温异常", "38.4 °C", "蓝色", "9-1-101", "3701**************", entry.id):
             assert shown in text, shown
         assert page.locator("#no-alerts").count() == 0
+        assert page.evaluate("window.played") == [f"{url}/static/alert.wav"]  # it sounded, once
         page.screenshot(path=str(tmp_path / "alert.png"), full_page=True)
         page.fill(f"[data-alert='{alert.id}'] form.ack input[name=note]", "马上到")
         page.click(f"[data-alert='{alert.id}'] form.ack button")
@@ -117,6 +122,7 @@ def test_a_kiosk_going_offline_appears_live_and_is_marked_when_it_is_back(
     with SqliteStore(db) as store:
         store.record_status("s1", "gate-east", online, datetime.now(UTC))
     page = browser.new_page(viewport={"width": 1280, "height": 900}, locale="zh-CN")
+    page.add_init_script(COUNT_SOUNDS)
     try:
         page.goto(f"{url}/alerts")
         page.fill("input[name=username]", "wang")
@@ -130,6 +136,7 @@ def test_a_kiosk_going_offline_appears_live_and_is_marked_when_it_is_back(
         card = page.locator("article[data-kind='offline']")
         card.wait_for(timeout=2000)
         assert "设备离线" in card.inner_text() and "gate-east" in card.inner_text()
+        assert page.evaluate("window.played") == [f"{url}/static/alert.wav"]
         with SqliteStore(db) as store:
             store.record_status("s1", "gate-east", online, datetime.now(UTC))
         page.wait_for_selector("article[data-kind='offline'].back", timeout=2000)

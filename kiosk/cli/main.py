@@ -104,7 +104,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
     from kiosk.cli.verify import run_verify
 
     return run_verify(
-        args.payload, config=_verify_config(args), dsc=args.dsc, at=args.at, as_json=args.json
+        args.payload, config=_verify_config(args), dsc=args.dsc, at=args.at, as_json=args.json,
+        shown_with=args.shown_with
     )
 
 
@@ -164,6 +165,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dsc", action="append", default=[], metavar="CERT",
                    help="trust this DCC signer certificate: base64 DER, or a PEM/DER file (repeatable)")
     p.add_argument("--at", metavar="ISO8601", help="verify as of this time (default now; no zone = UTC)")
+    p.add_argument("--with", dest="shown_with", action="append", default=[], metavar="PASS",
+                   help="a pass shown in the same visit: a health code naming another holder then gets "
+                   "health_code_not_holder (repeatable)")
     p.add_argument("--json", action="store_true", help="one JSON object (a stable contract)")
     return parser
 

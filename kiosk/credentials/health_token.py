@@ -8,7 +8,7 @@ from checkpoint.keys import KeyRing
 from checkpoint.reasons import HealthStatus, Reason
 from checkpoint.signed import read_signed, unix_time
 from checkpoint.tokens import PREFIX, TokenPayload
-from kiosk.credentials.verdict import HealthFacts, Verdict
+from kiosk.credentials.verdict import HealthFacts, Verdict, travel_reasons
 
 _COLOUR_REASON: dict[HealthStatus, tuple[Reason, ...]] = {
     "green": (),
@@ -40,8 +40,10 @@ class HealthTokenVerifier:
                       else f"token expired {now_s - token.exp:.0f} s ago")
             return Verdict("health_token", valid=False, status="expired",
                            reasons=(Reason.HEALTH_CODE_EXPIRED,), detail=detail, health=facts)
-        return Verdict("health_token", valid=True, status=token.st, reasons=_COLOUR_REASON[token.st],
-                       detail=f"token {token.st}, {age:.0f} s old", health=facts)
+        travel = "" if token.trv is None else f", travel card {token.trv}{' *' if token.star else ''}"
+        reasons = _COLOUR_REASON[token.st] + travel_reasons(token.trv, token.star)
+        return Verdict("health_token", valid=True, status=token.st, reasons=reasons,
+                       detail=f"token v{token.v} {token.st}{travel}, {age:.0f} s old", health=facts)
 
 
 def _invalid(detail: str, facts: HealthFacts | None = None) -> Verdict:
@@ -51,4 +53,4 @@ def _invalid(detail: str, facts: HealthFacts | None = None) -> Verdict:
 
 def _facts(token: TokenPayload) -> HealthFacts:
     return HealthFacts(scheme="token", status=token.st, idh=token.idh, issued_at=token.iat,
-                       expires_at=token.exp)
+                       expires_at=token.exp, travel=token.trv, star=token.star, hpr=token.hpr)

@@ -10,6 +10,7 @@ import http.client
 import json
 import logging
 import math
+import re
 import ssl
 import threading
 import time
@@ -20,9 +21,10 @@ from datetime import datetime
 from typing import Literal
 from urllib.parse import urlsplit
 
-from checkpoint.reasons import HealthStatus, Reason
+from checkpoint.reasons import HealthStatus, Reason, TravelStatus
+from checkpoint.signed import PLATFORM_REF_PATTERN
 from kiosk.credentials.deadline_http import DeadlineConnection
-from kiosk.credentials.verdict import HealthFacts, Verdict
+from kiosk.credentials.verdict import HealthFacts, Verdict, travel_reasons
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +40,7 @@ _COLOUR_REASONS: dict[HealthStatus, tuple[Reason, ...]] = {
     "red": (Reason.HEALTH_CODE_RED,),
 }
 _UNKNOWN_CODE = frozenset({404, 422})
+_PLATFORM_REF = re.compile(PLATFORM_REF_PATTERN)
 
 
 class _Failure(Exception):
@@ -56,6 +59,9 @@ class _Answer:
     status: HealthStatus | Literal["invalid"]
     generated_at: float = 0.0
     idh: str | None = None
+    travel: TravelStatus | None = None
+    star: bool | None = None
+    hpr: str | None = None
 
 
 def _reject_constant(name: str) -> object:
@@ -105,7 +111,26 @@ def _parse(data: bytes, expect_idh: str | None) -> _Answer:
         if idh is not None and idh != expect_idh:
             raise _Failure("answer is about another person")
         idh = expect_idh
-    return _Answer(colour, generated_at, idh)
+    travel, star = _travel(doc)
+    hpr = doc.get("hpr")
+    if hpr is not None and not (isinstance(hpr, str) and _PLATFORM_REF.fullmatch(hpr)):
+        raise _Failure("hpr is not a platform reference")
+    return _Answer(colour, generated_at, idh, travel, star, hpr)
+
+
+def _travel(doc: dict[str, object]) -> tuple[TravelStatus | None, bool | None]:
+    """The optional travel card: `travel` a colour, `star` a bool (false when absent); neither, no card."""
+    travel, star = doc.get("travel"), doc.get("star")
+    if travel is None:
+        if star is not None:
+            raise _Failure("star without travel")
+        return None, None
+    colour = _COLOURS.get(travel) if isinstance(travel, str) else None
+    if colour is None:
+        raise _Failure("unexpected travel")
+    if star is not None and not isinstance(star, bool):
+        raise _Failure("star is not a boolean")
+    return colour, bool(star)
 
 
 def _down(detail: str) -> Verdict:
@@ -209,8 +234,9 @@ class HttpHealthProvider:
     def _verdict(self, answer: _Answer, now: datetime) -> Verdict:
         if answer.status == "invalid":
             return _INVALID
-        health = HealthFacts("http", answer.status, idh=answer.idh, issued_at=math.floor(answer.generated_at))
-        colour = _COLOUR_REASONS[answer.status]
+        health = HealthFacts("http", answer.status, idh=answer.idh, issued_at=math.floor(answer.generated_at),
+                             travel=answer.travel, star=answer.star, hpr=answer.hpr)
+        colour = _COLOUR_REASONS[answer.status] + travel_reasons(answer.travel, answer.star)
         age = now.timestamp() - answer.generated_at
         if age < -self._clock_skew_s:
             return _down(f"generated_at is {-age:.0f} s in the future")

@@ -64,4 +64,4 @@ def _invalid(detail: str, facts: PassFacts | None = None) -> Verdict:
 
 def _facts(payload: PassPayload) -> PassFacts:
     return PassFacts(pid=payload.pid, cat=payload.cat, kid=payload.kid, hh=payload.hh, name=payload.name,
-                     idh=payload.idh, nbf=payload.nbf, exp=payload.exp)
+                     idh=payload.idh, nbf=payload.nbf, exp=payload.exp, hpr=payload.hpr)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
-from checkpoint.reasons import Colour, HealthScheme, HealthStatus, Reason
+from checkpoint.reasons import Colour, HealthScheme, HealthStatus, Reason, TravelStatus
 
 Kind = Literal["pass", "health_token", "dcc", "health_http", "id_number", "unknown"]
 
@@ -22,17 +22,25 @@ class PassFacts:
     idh: str
     nbf: int
     exp: int
+    hpr: str | None = None  # v2 passes: the health platform's reference for the holder
 
 
 @dataclass(frozen=True)
 class HealthFacts:
-    """A health code's scheme and colour; `status` is None when the code could not be read at all."""
+    """A health code's scheme and colour; `status` is None when the code could not be read at all.
+
+    `travel` is the travel card's colour and `star` its risk-city star, both None when the code carries no
+    travel card (v1 tokens, DCCs); `hpr` is the platform's reference for the code's holder.
+    """
 
     scheme: HealthScheme
     status: HealthStatus | None
     idh: str | None = None
     issued_at: int | None = None
     expires_at: int | None = None
+    travel: TravelStatus | None = None
+    star: bool | None = None
+    hpr: str | None = None
 
 
 @dataclass(frozen=True)
@@ -79,6 +87,12 @@ class Verdict:
         if self.person is not None:
             out["person"] = asdict(self.person)
         return out
+
+
+def travel_reasons(travel: TravelStatus | None, star: bool | None) -> tuple[Reason, ...]:
+    """What a travel card implies by itself: `travel_risk` unless green and unstarred (the policy's
+    `travel_ok` and `travel_star` decide what that means at the gate)."""
+    return (Reason.TRAVEL_RISK,) if travel is not None and (travel != "green" or star) else ()
 
 
 def unknown(detail: str) -> Verdict:

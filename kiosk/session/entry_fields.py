@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 from checkpoint.entry import format_ts
+from kiosk.credentials.verdict import HealthFacts
 from kiosk.policy import Outcome
 from kiosk.session.temperature import Measurement
 
@@ -46,7 +47,7 @@ def session_entry(outcome: Outcome, measurement: Measurement | None, *, decode_m
             "skin_c": round(m.skin_c, 2), "body_c": round(m.body_c, 2),
             "ambient_c": round(m.ambient_c, 2), "samples": m.samples,
         },
-        "health": None if health is None else {"scheme": health.scheme, "status": health.status},
+        "health": None if health is None else _health(health),
         "pass": None if pass_facts is None else {
             "pid": pass_facts.pid, "cat": pass_facts.cat, "hh": pass_facts.hh,
         },
@@ -55,6 +56,14 @@ def session_entry(outcome: Outcome, measurement: Measurement | None, *, decode_m
             "decode": round(decode_ms, 2), "decide": round(decide_ms, 3), "session": round(session_ms, 1),
         },
     }
+
+
+def _health(health: HealthFacts) -> dict[str, Any]:
+    """The entry's health object: the travel card's colour and star only when the code carried one."""
+    fields: dict[str, Any] = {"scheme": health.scheme, "status": health.status}
+    if health.travel is not None:
+        fields |= {"travel": health.travel, "star": bool(health.star)}
+    return fields
 
 
 def manual_entry(override: Literal["staff", "remote"], stamp: Stamp) -> dict[str, Any]:

@@ -9,6 +9,8 @@ from kiosk.credentials.verdict import Verdict
 
 # A code that fails its check, as a forgery does; an unknown QR code (a shop's menu) is not one.
 FORGERY_SIGNS = frozenset({Reason.PASS_INVALID, Reason.HEALTH_CODE_INVALID})
+# Decided reasons that are forgery signs by themselves: one is enough for an alert (a borrowed code).
+FORGERY_OUTCOMES = frozenset({Reason.HEALTH_CODE_NOT_HOLDER})
 
 
 def is_forgery_sign(verdict: Verdict) -> bool:

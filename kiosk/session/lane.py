@@ -44,7 +44,7 @@ from kiosk.session.events import (
     StaffAck,
     StaffHold,
 )
-from kiosk.session.forgery import ForgeryWatch
+from kiosk.session.forgery import FORGERY_OUTCOMES, ForgeryWatch
 from kiosk.session.loop import EventLoop
 from kiosk.session.temperature import Measurement, SensorFault, take_reading
 from kiosk.session.visit import Session, codes_complete, judge
@@ -299,6 +299,7 @@ class Lane(EventLoop):
         self.act.attention(outcome.reasons)
         if Reason.FEVER in outcome.reasons:
             self.recorder.alert("fever", fever_alert_detail(fields), entry_id)
+        self._alert_forgery(outcome, entry_id)
         self._report(outcome, fields, None, entry_id)
         self.state = "hold"
         self.session = None
@@ -314,6 +315,7 @@ class Lane(EventLoop):
             self.act.open_gate(override=override)
         else:
             self.act.deny(outcome.reasons)
+        self._alert_forgery(outcome, entry_id)
         if outcome.decision == "deny":
             self._slow_down_if_attacked()
         self._report(outcome, fields, override, entry_id)
@@ -322,6 +324,15 @@ class Lane(EventLoop):
         self._deadline = self.clock.monotonic() + (
             self.config.gate.relay_pulse_s if opened else self.config.gate.deny_hold_s
         )
+
+    def _alert_forgery(self, outcome: Outcome, entry_id: str) -> None:
+        """A borrowed health code is a forgery sign at once: the office alerts page shows it."""
+        signs = [str(reason) for reason in outcome.reasons if reason in FORGERY_OUTCOMES]
+        if signs:
+            shown = outcome.pass_verdict.pass_ if outcome.pass_verdict is not None else None
+            pid = shown.pid if shown is not None else None
+            self.recorder.alert("forgery", f"{','.join(signs)}: the health code is not the pass holder's"
+                                + (f" (pass {pid})" if pid else ""), entry_id)
 
     def _slow_down_if_attacked(self) -> None:
         if self._forgery.under_attack:

@@ -30,12 +30,16 @@ class Session:
 
 
 def codes_complete(session: Session, require: Collection[str]) -> bool:
-    """Every code the policy requires has been shown (an ID number's lookup can stand for the health code)."""
+    """Every code the policy requires has been shown (an ID number's lookup can stand for the health code).
+
+    The travel card comes with the health code (两码合一): requiring it waits for a health code too.
+    """
     kinds = {v.kind for v in session.verdicts}
     has_health = bool(kinds & HEALTH_KINDS) or any(
         v.kind == "id_number" and v.health is not None for v in session.verdicts
     )
-    return ("pass" not in require or bool(kinds & PASS_KINDS)) and ("health" not in require or has_health)
+    needs_health = "health" in require or "travel" in require
+    return ("pass" not in require or bool(kinds & PASS_KINDS)) and (not needs_health or has_health)
 
 
 def judge(session: Session, config: KioskConfig, now: datetime,

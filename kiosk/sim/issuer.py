@@ -33,24 +33,39 @@ class Issuer:
         """A stable keyed hash standing for person `index`'s ID number."""
         return hmac.new(SIMULATION_SITE_KEY, f"simulated person {index}".encode(), hashlib.sha256).hexdigest()
 
+    def hpr(self, index: int) -> str:
+        """The stand-in platform's own reference for person `index` (opaque to kiosks and offices)."""
+        return "hpr-" + hashlib.sha256(f"platform person {index}".encode()).hexdigest()[:28]
+
     def codes(self, index: int, person: Person, arrival: Any) -> list[str]:
-        """The QR payloads person `index` shows when arriving at `arrival` (aware datetime)."""
+        """The QR payloads person `index` shows when arriving at `arrival` (aware datetime).
+
+        A person whose health code carries a travel card (v2) holds a v2 pass naming their `hpr`; a
+        `borrowed` code is signed for someone else (index -1-index), by `idh` (v1) or `hpr` (v2).
+        """
         texts = list(person.codes)
         idh = self.idh(index)
+        v2 = person.health is not None and person.health.travel is not None
         if person.pass_ is not None:
             spec = person.pass_
             pid = f"P-{index:05d}"
             nbf = arrival + timedelta(seconds=spec.valid_from_s)
             key = self.stranger if spec.forged else self.office
             texts.append(issue_pass(key, self.office_kid, pid=pid, cat=spec.cat, hh=spec.hh, name="张*",
-                                    idh=idh, nbf=nbf, exp=nbf + timedelta(seconds=spec.valid_for_s)))
+                                    idh=idh, nbf=nbf, exp=nbf + timedelta(seconds=spec.valid_for_s),
+                                    hpr=self.hpr(index) if v2 else None))
             if spec.revoked:
                 self.revoked.add(pid)
         if person.health is not None:
-            iat = arrival - timedelta(seconds=person.health.age_s)
-            key = self.stranger if person.health.forged else self.health
-            texts.append(issue_token(key, self.health_kid, st=person.health.status, idh=idh, iat=iat,
-                                     exp=iat + timedelta(hours=1)))
+            health = person.health
+            iat = arrival - timedelta(seconds=health.age_s)
+            key = self.stranger if health.forged else self.health
+            holder = -1 - index if health.borrowed else index
+            texts.append(issue_token(
+                key, self.health_kid, st=health.status, iat=iat, exp=iat + timedelta(hours=1),
+                idh=None if v2 else self.idh(holder), trv=health.travel, star=health.star,
+                hpr=self.hpr(holder) if v2 else None,
+            ))
         if person.id_number is not None:
             texts.append(person.id_number)
         return texts

@@ -11,7 +11,7 @@ from pydantic import ConfigDict, Field, ValidationError, model_validator
 from pydantic import Strict as PydanticStrict
 
 from checkpoint.configtypes import Strict
-from checkpoint.reasons import Colour, HealthStatus, Reason
+from checkpoint.reasons import Colour, HealthStatus, Reason, TravelStatus
 from checkpoint.tomlconfig import ConfigError, _describe, read_toml_text, validate_toml
 from kiosk.config import PolicyConfig
 
@@ -29,6 +29,15 @@ class HealthSpec(Strict):
     status: HealthStatus = "green"
     age_s: float = Field(20.0, ge=0)  # how old the code is when shown; over max_age_s it is a screenshot
     forged: bool = False
+    travel: TravelStatus | None = None  # the travel card: a v2 token (and a v2 pass); None, a v1 token
+    star: bool = False  # the travel card's star (itinerary touched a risk city)
+    borrowed: bool = False  # the token is signed for another holder (someone else's phone)
+
+    @model_validator(mode="after")
+    def _star_needs_travel(self) -> HealthSpec:
+        if self.star and self.travel is None:
+            raise ValueError("star needs travel (a v2 token carries the travel card)")
+        return self
 
 
 class Person(Strict):

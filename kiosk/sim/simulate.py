@@ -206,7 +206,7 @@ def _timeline(outcomes: list[PersonOutcome], issuer: Issuer, registry: Registry,
             ref = idnumber.parse(person.id_number).person_ref(SIMULATION_SITE_KEY)
             if person.registered:
                 registry.upsert([Resident(ref, idnumber.mask(person.id_number), person.household)])
-            platform.set_status(ref, "green")
+            platform.set_status(ref, "green", travel="green", hpr=issuer.hpr(outcome.index))
 
         def arrive(o: PersonOutcome = outcome) -> None:
             if on_arrival is not None:

@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from checkpoint import __version__, idnumber
 from checkpoint.configtypes import SecretError
 from checkpoint.keys import KeyFileError, load_private_key
-from checkpoint.reasons import COLOURS, STATUSES
+from checkpoint.reasons import COLOURS, STATUSES, TRAVEL_STATUSES
 from checkpoint.residents import Registry, Resident
 from office.admin.broker_users import add_parser as add_broker_user_parser
 from office.admin.broker_users import run_broker_user
@@ -30,6 +30,7 @@ from office.admin.passes import (
     parse_when,
     person_idh,
     read_batch,
+    refuse_issued,
     revocation_list,
     sheet_html,
     site_key,
@@ -38,6 +39,7 @@ from office.admin.passes import (
     write_passes,
     write_png,
 )
+from office.admin.platform import PlatformError, lookup_hpr
 
 WHEN = "Unix seconds, YYYY-MM-DD (midnight) or ISO 8601; without an offset in --tz"
 
@@ -98,16 +100,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--hh", help="household, e.g. 9-23-301 (makes a household temporary pass)")
     p.add_argument("--name", default="", help="holder's name; only the masked form (张**) is signed")
     _person(p)
+    p.add_argument("--hpr", metavar="REF", help="the health platform's reference for the holder (from "
+                   "register-resident --platform-url); makes a v2 pass that binds health codes to it")
     p.add_argument("--from", "--nbf", dest="nbf", metavar="WHEN", help=f"start (default now): {WHEN}")
     end = p.add_mutually_exclusive_group()
     end.add_argument("--days", help="days of validity from the start")
     end.add_argument("--exp", metavar="WHEN", help=f"end: {WHEN}")
+    p.add_argument("--community", default="", metavar="NAME",
+                   help="the community's name printed on each card of sheet.html, e.g. 幸福里社区")
     p.add_argument("--out", type=Path, required=True, metavar="DIR")
 
     p = sub.add_parser("issue-health-token", help="sign a health token (HCT1) and print it")
     _signing(p)
     p.add_argument("--status", choices=STATUSES, required=True)
     _person(p)
+    p.add_argument("--travel", choices=TRAVEL_STATUSES,
+                   help="travel card colour: makes a v2 token (两码合一)")
+    p.add_argument("--star", action="store_true", help="the travel card is starred (itinerary touched a risk "
+                   "city); needs --travel")
+    p.add_argument("--hpr", metavar="REF", help="the holder's platform reference (v2 tokens; needs --travel)")
     p.add_argument("--iat", metavar="WHEN", help=f"issue time (default now): {WHEN}")
     p.add_argument("--ttl-s", type=int, default=180, help="seconds of validity (default 180)")
     p.add_argument("--png", type=Path, metavar="FILE", help="also write the QR code")
@@ -130,6 +141,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--id-number", required=True, metavar="N", help="18-digit ID number; '-' reads stdin")
     p.add_argument("--household", metavar="HH", help="household, e.g. 9-23-301")
     p.add_argument("--remove", action="store_true", help="remove the resident instead")
+    p.add_argument("--platform-url", metavar="URL", help="the health platform's ID lookup (health.http_url): "
+                   "prints the resident's hpr, which issue-pass --hpr signs into a v2 pass")
+    p.add_argument("--platform-token-file", type=Path, metavar="FILE", help="bearer token for the platform")
     add_broker_user_parser(sub)
     add_command_parser(sub)
     return parser
@@ -150,6 +164,12 @@ def _register_resident(args: argparse.Namespace) -> None:
             return
         registry.upsert([Resident(ref, number.masked, args.household)])
     print(f"{number.masked}: registered" + (f" in household {args.household}" if args.household else ""))
+    if args.platform_url:
+        token = args.platform_token_file.read_text().strip() if args.platform_token_file else None
+        try:
+            print(f"hpr: {lookup_hpr(args.platform_url, ref, token=token)}")
+        except PlatformError as exc:
+            raise AdminError(str(exc)) from None
 
 
 def _id_number(args: argparse.Namespace) -> str | None:
@@ -164,14 +184,16 @@ def _issue_pass(args: argparse.Namespace) -> None:
     tz = timezone_named(args.tz)
     site = site_key(args.site_key)
     if args.batch is not None:
-        given = [name for name in ("pid", "cat", "hh", "name", "id_number", "idh") if getattr(args, name)]
+        given = [name for name in ("pid", "cat", "hh", "name", "id_number", "idh", "hpr")
+                 if getattr(args, name)]
         if given:
             option = "--" + given[0].replace("_", "-")
             raise AdminError(f"--batch takes the pass fields from the CSV, not {option}")
         passes = read_batch(args.batch, key, args.kid, site=site, tz=tz, nbf=args.nbf, exp=args.exp,
                             days=args.days)
+        refuse_issued(passes, args.out)
         write_passes(passes, args.out)
-        (args.out / "sheet.html").write_text(sheet_html(passes, tz), encoding="utf-8")
+        (args.out / "sheet.html").write_text(sheet_html(passes, tz, args.community), encoding="utf-8")
         print(f"{len(passes)} passes in {args.out}: <pid>.txt, <pid>.png, passes.csv, sheet.html")
         return
     if not args.pid or not args.cat:
@@ -179,7 +201,8 @@ def _issue_pass(args: argparse.Namespace) -> None:
     nbf, exp = window(args.nbf, args.exp, args.days, tz=tz)
     idh = person_idh(id_number=_id_number(args), idh=args.idh, key=site)
     issued = make_pass(key, args.kid, pid=args.pid, cat=args.cat, hh=args.hh, name=args.name, idh=idh,
-                       nbf=nbf, exp=exp)
+                       nbf=nbf, exp=exp, hpr=args.hpr)
+    refuse_issued([issued], args.out)
     write_passes([issued], args.out)
     print(issued.text)
 
@@ -189,7 +212,8 @@ def _issue_health_token(args: argparse.Namespace) -> None:
     tz = timezone_named(args.tz)
     idh = person_idh(id_number=_id_number(args), idh=args.idh, key=site_key(args.site_key))
     iat = parse_when(args.iat, tz) if args.iat else int(time.time())
-    token = health_token(key, args.kid, status=args.status, idh=idh, iat=iat, ttl_s=args.ttl_s)
+    token = health_token(key, args.kid, status=args.status, idh=idh, iat=iat, ttl_s=args.ttl_s,
+                         travel=args.travel, star=args.star, hpr=args.hpr)
     if args.png is not None:
         write_png(token, args.png)
     print(token)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import html
+import io
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -29,7 +30,7 @@ from checkpoint.tokens import issue_token
 from office.store.base import IssuedPass
 
 REGISTRY_COLUMNS = ("pid", "cat", "hh", "name_masked", "idh", "nbf", "exp", "kid")
-BATCH_COLUMNS = ("pid", "cat", "hh", "name", "id_number", "idh", "nbf", "exp", "days")
+BATCH_COLUMNS = ("pid", "cat", "hh", "name", "id_number", "idh", "nbf", "exp", "days", "hpr")
 BATCH_HELP = (
     "CSV (UTF-8, header row) with columns pid,cat[,hh][,name][,id_number|idh][,nbf][,exp|days]: "
     "pid like P-00017; cat green|blue|red|pink; hh household like 9-23-301 (a household temporary pass); "
@@ -126,14 +127,15 @@ def person_idh(*, id_number: str | None, idh: str | None, key: bytes | None) -> 
 
 
 def make_pass(key: Ed25519PrivateKey, kid: str | None, *, pid: str, cat: str, hh: str | None, name: str,
-              idh: str | None, nbf: int, exp: int) -> SignedPass:
-    """Sign one pass after masking its name."""
+              idh: str | None, nbf: int, exp: int, hpr: str | None = None) -> SignedPass:
+    """Sign one pass after masking its name; with the platform's `hpr` it is a v2 pass."""
     if idh is None:
         raise AdminError("a pass needs the holder's ID number (--id-number with --site-key) or --idh")
     kid = check_kid(kid) if kid else kid_for(key.public_key())
     masked = mask_name(name)
     try:
-        text = issue_pass(key, kid, pid=pid, cat=cat, hh=hh or None, name=masked, idh=idh, nbf=nbf, exp=exp)
+        text = issue_pass(key, kid, pid=pid, cat=cat, hh=hh or None, name=masked, idh=idh, nbf=nbf, exp=exp,
+                          hpr=hpr or None)
     except ValueError as exc:
         raise AdminError(f"pass {pid!r}: {exc}") from None
     return SignedPass(pid=pid, cat=cat, hh=hh or None, name_masked=masked, idh=idh, nbf=nbf, exp=exp, kid=kid,
@@ -148,6 +150,18 @@ def qr_code(text: str) -> segno.QRCode:
 def write_png(text: str, path: Path) -> None:
     """A QR PNG large enough to print or to scan off a phone screen."""
     qr_code(text).save(str(path), kind="png", scale=QR_SCALE, border=4)
+
+
+def refuse_issued(passes: list[SignedPass], out: Path) -> None:
+    """AdminError naming the pids of `passes` already in `out`'s `passes.csv` (issue-pass refuses them)."""
+    registry = out / "passes.csv"
+    if not registry.exists():
+        return
+    with registry.open(newline="", encoding="utf-8") as fh:
+        held = {row[0] for row in csv.reader(fh) if row}
+    taken = [p.pid for p in passes if p.pid in held]
+    if taken:
+        raise AdminError(f"pid already issued in {registry}: {', '.join(taken)} (nothing written)")
 
 
 def write_passes(passes: list[SignedPass], out: Path) -> None:
@@ -175,12 +189,19 @@ def read_batch(path: Path, key: Ed25519PrivateKey, kid: str | None, *, site: byt
                nbf: str | None, exp: str | None, days: str | None) -> list[SignedPass]:
     """Sign every row of a batch CSV, or raise AdminError listing every bad line (nothing is written)."""
     try:
-        with path.open(newline="", encoding="utf-8-sig") as fh:
-            reader = csv.DictReader(fh, restkey="\0extra")
-            rows = list(reader)
-            columns = {name.strip() for name in reader.fieldnames or ()}
+        text = path.read_bytes().decode("utf-8")
     except UnicodeDecodeError as exc:
         raise AdminError(f"{path}: not UTF-8 text") from exc
+    return sign_batch(text, path, key, kid, site=site, tz=tz, nbf=nbf, exp=exp, days=days)
+
+
+def sign_batch(text: str, path: Path, key: Ed25519PrivateKey, kid: str | None, *, site: bytes | None,
+               tz: tzinfo, nbf: str | None, exp: str | None, days: str | None) -> list[SignedPass]:
+    """`read_batch` of a CSV's text (an upload, never written to disk); `path` names it in errors."""
+    try:
+        reader = csv.DictReader(io.StringIO(text.removeprefix("\ufeff"), newline=""), restkey="\0extra")
+        rows = list(reader)
+        columns = {name.strip() for name in reader.fieldnames or ()}
     except csv.Error as exc:
         raise AdminError(f"{path}: {exc}") from exc
     if not rows:
@@ -207,7 +228,7 @@ def read_batch(path: Path, key: Ed25519PrivateKey, kid: str | None, *, site: byt
                                 cell["days"] or (None if cell["exp"] else days), tz=tz)
             idh = person_idh(id_number=cell["id_number"] or None, idh=cell["idh"] or None, key=site)
             passes.append(make_pass(key, kid, pid=cell["pid"], cat=cell["cat"], hh=cell["hh"] or None,
-                                    name=cell["name"], idh=idh, nbf=start, exp=end))
+                                    name=cell["name"], idh=idh, nbf=start, exp=end, hpr=cell["hpr"] or None))
         except AdminError as exc:
             problems.append(f"{path.name} line {line}: {exc}")
     if problems:
@@ -215,37 +236,48 @@ def read_batch(path: Path, key: Ed25519PrivateKey, kid: str | None, *, site: byt
     return passes
 
 
-_SHEET_CSS = """
-@page { size: A4; margin: 10mm; }
-body { font-family: "Noto Sans CJK SC", "Microsoft YaHei", sans-serif; margin: 0; }
-.grid { display: grid; grid-template-columns: repeat(3, 1fr); gap: 4mm; }
-.card { border: 0.3mm dashed #888; padding: 3mm; text-align: center; break-inside: avoid; }
-.card svg { width: 52mm; height: 52mm; }
-.band { height: 3mm; margin-bottom: 2mm; }
-.green { background: #2e7d32; } .blue { background: #1565c0; }
-.red { background: #c62828; } .pink { background: #ec407a; }
-.pid { font-weight: bold; font-size: 12pt; } .meta { font-size: 9pt; }
-"""
+SHEET_CSS = Path(__file__).resolve().parents[1] / "web" / "static" / "pass_sheet.css"
+# what a community calls each colour of pass, printed on its card
+CARD_NAMES = {"green": ("绿色", "居民"), "blue": ("蓝色", "租户"), "red": ("红色", "返回人员"),
+              "pink": ("粉色", "访客")}
 
 
-def sheet_html(passes: Iterable[SignedPass], tz: tzinfo) -> str:
-    """A printable A4 page (3 cards a row) with each pass's QR code, masked name and validity."""
+def validity_days(nbf: int, exp: int, tz: tzinfo) -> tuple[str, str]:
+    """The first and last local day of a validity window."""
+    start = datetime.fromtimestamp(nbf, tz).strftime("%Y-%m-%d")
+    # exp is the first second no longer valid, so a 30-day pass from the 1st shows the 30th
+    end = (datetime.fromtimestamp(exp, tz) - timedelta(seconds=1)).strftime("%Y-%m-%d")
+    return start, end
+
+
+def pass_cards(passes: Iterable[SignedPass], tz: tzinfo, community: str) -> str:
+    """The printed cards (styled by pass_sheet.css): each wholly in its colour, with the colour's Chinese
+    name, the community, household, holder's masked name, validity in `tz`, pid and the QR on white."""
     cards = []
     for p in passes:
-        svg = qr_code(p.text).svg_inline(scale=1, border=4, omitsize=True)
-        start = datetime.fromtimestamp(p.nbf, tz).strftime("%Y-%m-%d")
-        # exp is the last valid second, so a 30-day pass from the 1st shows the 30th
-        end = (datetime.fromtimestamp(p.exp, tz) - timedelta(seconds=1)).strftime("%Y-%m-%d")
-        household = f" · {html.escape(p.hh)}" if p.hh else ""
+        svg = qr_code(p.text).svg_inline(scale=1, border=4, omitsize=True, light="#fff")
+        colour, kind = CARD_NAMES[p.cat]
+        start, end = validity_days(p.nbf, p.exp, tz)
         cards.append(
-            f'<div class="card"><div class="band {p.cat}"></div>{svg}'
-            f'<div class="pid">{html.escape(p.pid)}</div>'
-            f'<div class="meta">{html.escape(p.name_masked)} · {p.cat}{household}</div>'
-            f'<div class="meta">{start} – {end}</div></div>'
+            f'<article class="pass-card {p.cat}" data-pid="{html.escape(p.pid)}">'
+            f'<header><span class="colour">{colour}</span><span class="kind">{kind}</span>'
+            f'<span class="community">{html.escape(community)}</span></header>'
+            f'<div class="body"><div class="qr">{svg}</div><dl>'
+            f'<dt>户号</dt><dd>{html.escape(p.hh or "—")}</dd>'
+            f'<dt>持证人</dt><dd>{html.escape(p.name_masked or "—")}</dd>'
+            f'<dt>有效期</dt><dd>{start} 至 {end}</dd>'
+            f'<dt>证号</dt><dd class="pid">{html.escape(p.pid)}</dd></dl></div>'
+            f'<footer>出入证 · 出入请出示 · 不得转借</footer></article>'
         )
-    return ("<!DOCTYPE html>\n<html lang=\"zh\"><head><meta charset=\"utf-8\"><title>passes</title>"
-            f"<style>{_SHEET_CSS}</style></head><body><div class=\"grid\">\n"
-            + "\n".join(cards) + "\n</div></body></html>\n")
+    return '<div class="sheet">\n' + "\n".join(cards) + "\n</div>"
+
+
+def sheet_html(passes: Iterable[SignedPass], tz: tzinfo, community: str = "") -> str:
+    """A printable A4 page of pass cards (the web app's design, its stylesheet inlined)."""
+    title = html.escape(f"{community} 出入证" if community else "出入证")
+    return ("<!DOCTYPE html>\n<html lang=\"zh-CN\"><head><meta charset=\"utf-8\">"
+            f"<title>{title}</title><style>{SHEET_CSS.read_text(encoding='utf-8')}</style></head><body>\n"
+            + pass_cards(passes, tz, community) + "\n</body></html>\n")
 
 
 def export_pubkeys(keys: list[Path], out: Path, *, force: bool = False) -> list[Path]:
@@ -264,12 +296,17 @@ def export_pubkeys(keys: list[Path], out: Path, *, force: bool = False) -> list[
 
 
 def health_token(key: Ed25519PrivateKey, kid: str | None, *, status: str, idh: str | None, iat: int,
-                 ttl_s: int) -> str:
-    """Sign a health token valid for `ttl_s` seconds from `iat`."""
+                 ttl_s: int, travel: str | None = None, star: bool = False, hpr: str | None = None) -> str:
+    """Sign a health token valid for `ttl_s` seconds from `iat`; with `travel` a v2 token (两码合一)."""
     if not 1 <= ttl_s <= 86_400:
         raise AdminError("--ttl-s: expected 1 to 86400 seconds")
+    if travel is None and (star or hpr):
+        raise AdminError("--star and --hpr need --travel (they exist only in v2 tokens)")
+    if travel is not None and idh is not None:
+        raise AdminError("a v2 token (--travel) names its holder by --hpr, not by ID number or idh")
     try:
-        return issue_token(key, check_kid(kid) if kid else None, st=status, idh=idh, iat=iat, exp=iat + ttl_s)
+        return issue_token(key, check_kid(kid) if kid else None, st=status, idh=idh, iat=iat, exp=iat + ttl_s,
+                           trv=travel, star=star, hpr=hpr)
     except ValueError as exc:
         raise AdminError(f"health token: {exc}") from None
 

@@ -21,7 +21,7 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import ExitStack
 from datetime import UTC, date, datetime, timedelta
 from datetime import time as clock
@@ -35,8 +35,8 @@ from office.config import OfficeConfig, clock_time
 from office.ingest.subscriber import Ingest, IngestStats
 from office.ingest.writer import BatchWriter, Writer, open_configured_store
 from office.ingest.writer_process import WriterProcess
-from office.reports.daily import daily_report
-from office.reports.render import Format, render
+from office.reports.daily import DailyReport, daily_report
+from office.reports.render import Format, render, render_png
 from office.store.base import Store
 from office.web.server import WebError, WebServer
 
@@ -49,6 +49,7 @@ SCHEDULE_TICK_S = 20.0
 RETRY_AFTER_S = 600.0  # a failed scheduled job is tried again after this
 CATCH_UP_DAYS = 7  # reports missed for longer than this are not made automatically
 STATE_FILE = ".schedule.json"
+SCHEDULE_USER = "schedule"  # who made a report the daily schedule made
 EXTENSIONS = {"json": "json", "png": "png", "csv": "csv", "text": "txt"}
 
 
@@ -71,6 +72,17 @@ def make_reports(store: Store, day: date, site: str, tz: ZoneInfo,
     """The day's report for one site in each format."""
     daily = daily_report(store, day, site=site, tz=tz)
     return {fmt: render(daily, fmt) for fmt in formats}
+
+
+def keep_report(store: Store, daily: DailyReport, *, by: str, names: Mapping[str, str] | None = None
+                ) -> dict[str, bytes]:
+    """Render the report as JSON, CSV and PNG, keep them in the store (the web app's history) and return
+    them by format."""
+    rendered = {"json": render(daily, "json"), "csv": render(daily, "csv"), "png": render_png(daily, names)}
+    store.keep_report(daily.site, daily.day, made_at=daily.generated_at, made_by=by, zero=daily.zero,
+                      json_text=rendered["json"].decode("utf-8"), csv_text=rendered["csv"].decode("utf-8"),
+                      png=rendered["png"])
+    return rendered
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
@@ -155,8 +167,11 @@ class Schedule:
         day = report_day(run_day, clock_time(cfg.time))
         formats = list(dict.fromkeys([*cfg.formats, "json"] if cfg.publish else cfg.formats))
         published, sites = 0, self.sites()
+        names = {name: section.name for name, section in self.config.sites.items() if section.name}
         for site in sites:
-            rendered = make_reports(self.store, day, site, cfg.zone, formats)
+            daily = daily_report(self.store, day, site=site, tz=cfg.zone)
+            rendered = keep_report(self.store, daily, by=SCHEDULE_USER, names=names)
+            rendered.update({fmt: render(daily, fmt) for fmt in formats if fmt not in rendered})
             for fmt in cfg.formats:
                 name = f"{site}-{day.isoformat()}.{EXTENSIONS[fmt]}"
                 _write_atomic(cfg.out_dir / site / name, rendered[fmt])

@@ -39,6 +39,8 @@ class Counts:
     visitors: int  # distinct pink passes
     first_seen_passes: int  # passes whose first stored entry at the site is on this day
     overrides: Mapping[str, int]  # "staff" and "remote", always both
+    travel_checks: int = 0  # entries whose health code carried a travel card (行程卡)
+    travel_risks: int = 0  # entries with the reason `travel_risk`
 
     def to_json(self) -> dict[str, Any]:
         """A plain dict for JSON."""
@@ -56,6 +58,8 @@ class Counts:
             "visitors": self.visitors,
             "first_seen_passes": self.first_seen_passes,
             "overrides": dict(self.overrides),
+            "travel_checks": self.travel_checks,
+            "travel_risks": self.travel_risks,
         }
 
 
@@ -217,6 +221,8 @@ def count(entries: Iterable[Entry], *, first_seen: int = 0,
         visitors=len({e.pass_.pid for e in entries if e.pass_ is not None and e.pass_.cat == "pink"}),
         first_seen_passes=first_seen,
         overrides={kind: overrides[kind] for kind in OVERRIDE_KINDS},
+        travel_checks=sum(1 for e in entries if e.health is not None and e.health.travel is not None),
+        travel_risks=sum(1 for e in entries if Reason.TRAVEL_RISK in e.reasons),
     )
 
 

@@ -2,7 +2,8 @@
 
 CSV columns (`CSV_COLUMNS`), one row per kiosk and then a site total row whose `kiosk` is `*`:
 date, site, kiosk, entries, allows, denies, attentions, fevers, temperature_checks, health_checks,
-unique_persons, visitors, first_seen_passes, overrides_staff, overrides_remote, offline_s, missing,
+travel_checks, travel_risks, unique_persons, visitors, first_seen_passes, overrides_staff, overrides_remote,
+offline_s, missing,
 then `deny_<reason>` for every reason code in contract order. A site without kiosks has only its `*` row.
 Distinct counts (unique_persons, visitors) of the `*` row are distinct over the site, not sums.
 """
@@ -17,15 +18,15 @@ from datetime import datetime
 from typing import Literal
 from zoneinfo import ZoneInfo
 
-from office.reports.daily import REASONS, Counts, DailyReport, Offline, SiteReport
+from office.reports.daily import REASONS, Counts, DailyReport, Offline
 
 Format = Literal["text", "csv", "json", "png"]
 FORMATS: tuple[Format, ...] = ("text", "csv", "json", "png")
 SITE_TOTAL = "*"  # not a valid kiosk name, so the total row cannot be mistaken for a kiosk
 CSV_COLUMNS: tuple[str, ...] = (
     "date", "site", "kiosk", "entries", "allows", "denies", "attentions", "fevers", "temperature_checks",
-    "health_checks", "unique_persons", "visitors", "first_seen_passes", "overrides_staff",
-    "overrides_remote", "offline_s", "missing", *(f"deny_{reason}" for reason in REASONS),
+    "health_checks", "travel_checks", "travel_risks", "unique_persons", "visitors", "first_seen_passes",
+    "overrides_staff", "overrides_remote", "offline_s", "missing", *(f"deny_{reason}" for reason in REASONS),
 )
 PNG_SIZE_IN = (10.0, 4.0)  # per site, at PNG_DPI
 PNG_DPI = 100
@@ -47,6 +48,9 @@ REASON_ZH = {
     "unknown_code": "无法识别的码",
     "sensor_fault": "设备故障",
     "platform_down": "平台不可用",
+    "travel_risk": "行程卡异常",
+    "no_travel_code": "未出示行程卡",
+    "health_code_not_holder": "健康码非本人",
 }
 
 
@@ -108,6 +112,7 @@ def _counts_lines(c: Counts) -> list[str]:
         f"待协助 attention {c.attentions}",
         f"发热 fevers {c.fevers} · 测温 temperature checks {c.temperature_checks} · "
         f"健康码 health codes checked {c.health_checks}",
+        f"行程卡 travel cards checked {c.travel_checks} · 行程卡异常 travel_risk {c.travel_risks}",
         f"人数 unique persons {c.unique_persons} · 访客 visitors {c.visitors} · "
         f"首次出现的出入证 passes seen for the first time {c.first_seen_passes}",
         f"人工开门 manual overrides: 工作人员 staff {c.overrides.get('staff', 0)} · "
@@ -161,8 +166,8 @@ def render_csv(report: DailyReport) -> str:
 def _row(day: str, site: str, kiosk: str, c: Counts, offline_s: int, missing: int) -> list[str | int]:
     return [
         day, site, kiosk, c.entries, c.allows, c.denies, c.attentions, c.fevers, c.temperature_checks,
-        c.health_checks, c.unique_persons, c.visitors, c.first_seen_passes, c.overrides.get("staff", 0),
-        c.overrides.get("remote", 0), offline_s, missing,
+        c.health_checks, c.travel_checks, c.travel_risks, c.unique_persons, c.visitors, c.first_seen_passes,
+        c.overrides.get("staff", 0), c.overrides.get("remote", 0), offline_s, missing,
         *(c.denies_by_reason.get(reason, 0) for reason in REASONS),
     ]
 
@@ -170,38 +175,9 @@ def _row(day: str, site: str, kiosk: str, c: Counts, offline_s: int, missing: in
 # -- PNG ------------------------------------------------------------------------------------------------
 
 
-def render_png(report: DailyReport) -> bytes:
-    """Entries per local hour as bars, fevers as red bars in front, one panel per site (English labels)."""
-    from matplotlib.figure import Figure  # lazily: the collector starts without loading matplotlib
+def render_png(report: DailyReport, names: Mapping[str, str] | None = None) -> bytes:
+    """In Chinese, per site: entries and fevers per local hour, each gate's counts and the deny reasons; a
+    zero report says 零报告 in big text. `names`: site → community name, for the titles."""
+    from office.reports.png import draw  # lazily: the collector starts without loading matplotlib
 
-    panels: list[SiteReport | None] = list(report.sites) or [None]
-    width, height = PNG_SIZE_IN
-    fig = Figure(figsize=(width, height * len(panels)), dpi=PNG_DPI)
-    axes = fig.subplots(len(panels), 1, squeeze=False)
-    hours = list(range(24))
-    for ax, site in zip(axes[:, 0], panels, strict=True):
-        name = site.site if site is not None else (report.site or "all sites")
-        entries = list(site.entries_per_hour) if site is not None else [0] * 24
-        fevers = list(site.fevers_per_hour) if site is not None else [0] * 24
-        n, f = sum(entries), sum(fevers)
-        summary = "ZERO REPORT"
-        if n:
-            summary = f"{n} entr{'y' if n == 1 else 'ies'}, {f} fever{'' if f == 1 else 's'}"
-        ax.set_title(f"{name} {report.day.isoformat()}: entries per hour ({report.timezone}) - {summary}")
-        ax.bar(hours, entries, width=0.8, color="#4c72b0", label="entries")
-        ax.bar(hours, fevers, width=0.5, color="#d62728", label="fevers")
-        for hour, n in enumerate(fevers):
-            if n:
-                ax.annotate(str(n), (hour, n), textcoords="offset points", xytext=(0, 2), ha="center",
-                            color="#d62728", fontsize=8, fontweight="bold")
-        ax.set_xticks(hours, [f"{h:02d}" for h in hours])
-        ax.set_xlim(-0.6, 23.6)
-        ax.set_ylim(0, max([*entries, 1]) * 1.15)
-        ax.set_xlabel("local hour")
-        ax.set_ylabel("entries")
-        ax.yaxis.get_major_locator().set_params(integer=True)
-        ax.legend(loc="best")
-    fig.tight_layout()
-    out = io.BytesIO()
-    fig.savefig(out, format="png", metadata={"Software": None})
-    return out.getvalue()
+    return draw(report, PNG_SIZE_IN, PNG_DPI, REASON_ZH, names)

@@ -15,10 +15,11 @@ from office.store.schema import Cursor, check_aware, chunks
 
 _INSERT_AUDIT = "INSERT INTO audit (at, who, action, detail) VALUES (?, ?, ?, ?)"
 _HANDLING_COLUMNS = "alert_id, acked_by, acked_at, ack_note, resolved_by, resolved_at, resolve_note"
+_HANDLED = "LEFT JOIN alert_handling AS h ON h.alert_id = COALESCE(a.id, 'n:' || CAST(a.n AS TEXT))"
 _VIEW = ("SELECT a.n, a.site, a.kiosk, a.id, a.kind, a.ts, a.entry_id, a.detail, a.received_at, e.payload, "
          + ", ".join(f"h.{column}" for column in _HANDLING_COLUMNS.split(", "))
          + " FROM alerts AS a LEFT JOIN entries AS e ON e.id = a.entry_id"
-         " LEFT JOIN alert_handling AS h ON h.alert_id = COALESCE(a.id, 'n:' || CAST(a.n AS TEXT))")
+         f" {_HANDLED}")
 
 
 def _when(value: Any) -> datetime:
@@ -93,3 +94,9 @@ class AlertQueries(ABC):
                 if handling is not None:
                     found[handling.alert_id] = handling
         return found
+
+    def open_alerts(self, *, limit: int) -> tuple[list[AlertView], int]:
+        newest = [_view(row) for row in self._select(f"{_VIEW} WHERE h.resolved_by IS NULL"
+                                                     " ORDER BY a.n DESC LIMIT ?", (limit,))]
+        (count,), = self._select(f"SELECT COUNT(*) FROM alerts AS a {_HANDLED} WHERE h.resolved_by IS NULL")
+        return newest, int(count)

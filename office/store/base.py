@@ -16,11 +16,12 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import date, datetime
 from types import TracebackType
 from typing import Self
 
 from checkpoint.entry import Entry, Status
+from office.store.passes import PassRecord, Revocation, RevocationState
 from office.store.records import (
     ROLES,
     AlertHandling,
@@ -38,6 +39,7 @@ from office.store.records import (
     StoreError,
     User,
 )
+from office.store.reports import KeptReport, KeptReportFiles
 from office.store.seqs import SeqPlan, plan_seqs
 
 __all__ = [
@@ -50,6 +52,9 @@ __all__ = [
     "IssuedPass",
     "KioskCounts",
     "KioskState",
+    "PassRecord",
+    "Revocation",
+    "RevocationState",
     "Role",
     "SeqConflict",
     "SeqPlan",
@@ -252,6 +257,66 @@ class Store(ABC):
     def signin_succeeded(self, keys: Sequence[str]) -> None:
         """Forget the failures of these keys."""
 
+    # -- passes and revocations (office/store/passes.py) ------------------------------------------------
+
+    @abstractmethod
+    def issue_passes(self, site: str, passes: Sequence[tuple[IssuedPass, str]], *, by: str,
+                     at: datetime) -> list[str]:
+        """Add (registry row, signed text) passes issued at `site` and audit `pass.issue` as `by`, in one
+        transaction. Returns the pids taken (in the registry, or twice in `passes`): then nothing is
+        written."""
+
+    @abstractmethod
+    def pass_records(self, *, cat: str | None = None, hh: str | None = None, pid: str | None = None,
+                     limit: int = 300) -> list[PassRecord]:
+        """Registry passes matching every filter, newest issued first (imported ones after, by nbf)."""
+
+    @abstractmethod
+    def passes_of(self, pids: Sequence[str]) -> list[PassRecord]:
+        """The registry passes of `pids` that exist, in the order given."""
+
+    @abstractmethod
+    def expiring_passes(self, start: datetime, end: datetime, *, limit: int = 1000) -> list[PassRecord]:
+        """Registry passes whose validity ends in [start, end), soonest first."""
+
+    @abstractmethod
+    def revocations(self, *, site: str | None = None) -> list[Revocation]:
+        """Revoked passes, newest first."""
+
+    @abstractmethod
+    def revoke_passes(self, site: str, pids: Sequence[str], *, by: str, at: datetime,
+                      note: str) -> tuple[list[str], RevocationState]:
+        """Revoke `pids` at `site` with `note`; when any is new, the site's serial goes up by one and
+        `pass.revoke` is audited as `by`, in one transaction. The pids newly revoked and the state after."""
+
+    @abstractmethod
+    def revocation_state(self, site: str) -> RevocationState:
+        """The site's serial (0 before any revocation), the newest published one and every revoked pid."""
+
+    @abstractmethod
+    def renumber_revocations(self, site: str, *, by: str, at: datetime) -> RevocationState:
+        """Raise the site's serial by one, to sign and publish the list again; audited as
+        `pass.revoke.publish`."""
+
+    @abstractmethod
+    def revocations_published(self, site: str, serial: int, *, at: datetime) -> None:
+        """Record that the broker took the site's list numbered `serial`."""
+
+    # -- kept reports (office/store/reports.py) ----------------------------------------------------------
+
+    @abstractmethod
+    def keep_report(self, site: str | None, day: date, *, made_at: datetime, made_by: str, zero: bool,
+                    json_text: str, csv_text: str, png: bytes | None) -> int:
+        """Keep a report made (`site` None: every site) beside the earlier versions; its number."""
+
+    @abstractmethod
+    def kept_reports(self, *, limit: int = 200) -> list[KeptReport]:
+        """The reports made, newest day first (and the newest version of a day first)."""
+
+    @abstractmethod
+    def kept_report(self, n: int) -> KeptReportFiles | None:
+        """The report numbered `n` with its JSON, CSV and PNG."""
+
     # -- handling alerts (office/store/alerts.py) --------------------------------------------------------
 
     @abstractmethod
@@ -274,6 +339,10 @@ class Store(ABC):
     @abstractmethod
     def alert_handling(self, alert_ids: Sequence[str]) -> dict[str, AlertHandling]:
         """The handling of those of `alert_ids` that were acknowledged."""
+
+    @abstractmethod
+    def open_alerts(self, *, limit: int) -> tuple[list[AlertView], int]:
+        """The newest `limit` stored alerts not resolved, newest first, and how many there are in all."""
 
     @abstractmethod
     def dead_letters(self, *, limit: int = 100) -> list[DeadLetter]:

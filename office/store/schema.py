@@ -141,6 +141,20 @@ CREATE TABLE IF NOT EXISTS reports (
     zero {boolean} NOT NULL, json TEXT NOT NULL, csv TEXT NOT NULL, png {blob}
 ){table_suffix};
 CREATE INDEX IF NOT EXISTS reports_day ON reports (day, n);
+CREATE TABLE IF NOT EXISTS issued_passes (
+    -- a registry pass issued in the web app: its site, by whom and when, and its signed QR text to print
+    pid TEXT PRIMARY KEY, site TEXT NOT NULL, issued_at {timestamp} NOT NULL, issued_by TEXT NOT NULL,
+    text TEXT NOT NULL
+){table_suffix};
+CREATE INDEX IF NOT EXISTS issued_passes_at ON issued_passes (issued_at);
+CREATE TABLE IF NOT EXISTS revocations (
+    site TEXT NOT NULL, pid TEXT NOT NULL, at {timestamp} NOT NULL, revoked_by TEXT NOT NULL,
+    note TEXT NOT NULL, PRIMARY KEY (site, pid)
+){table_suffix};
+CREATE TABLE IF NOT EXISTS revocation_serials (
+    -- serial: of the newest list signed, published_serial: of the newest one the broker took
+    site TEXT PRIMARY KEY, serial {integer} NOT NULL, published_serial {integer}, published_at {timestamp}
+){table_suffix};
 """
 
 

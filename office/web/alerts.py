@@ -3,17 +3,20 @@ acknowledge and resolve, and `/alerts/events`, a server-sent event stream of new
 
 `alert_routes(web)` gives the routes; app.py lists them. The stream polls the store every `POLL_S` and
 ends after `STREAM_S` (the browser's EventSource reconnects and resumes from Last-Event-ID), when the
-client goes away, or when the server cancels it at shutdown.
+client goes away, or when the server cancels it at shutdown. The streams of one process share one read
+of the kiosks' states per poll (`SharedRead`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
+import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Generic, Protocol, TypeVar
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -32,6 +35,27 @@ POLL_S = 0.5
 STREAM_S = 300.0
 PAGE_ALERTS = 200
 MAX_NOTE = 500
+
+
+T = TypeVar("T")
+
+
+class SharedRead(Generic[T]):
+    """`read()` made at most once per `max_age_s` for every caller, so that many open event streams cost
+    one read of the store per poll. Called in worker threads: the others wait for the one reading."""
+
+    def __init__(self, read: Callable[[], T], max_age_s: float) -> None:
+        self._read, self.max_age_s = read, max_age_s
+        self._lock = threading.Lock()
+        self._read_at = -math.inf
+        self._held: tuple[T] | None = None
+
+    def get(self) -> T:
+        with self._lock:
+            if self._held is None or time.monotonic() - self._read_at >= self.max_age_s:
+                self._held = (self._read(),)
+                self._read_at = time.monotonic()
+            return self._held[0]
 
 
 class KioskLike(Protocol):
@@ -152,6 +176,8 @@ def alert_routes(web: OfficeWeb) -> list[Route]:
                                                                     note=note))
         return RedirectResponse("/alerts", status_code=303)
 
+    offline_now = SharedRead(lambda: offline_cards(web), POLL_S * 0.8)
+
     async def events(request: Request, user: User) -> Response:
         resume = request.headers.get("last-event-id") or request.query_params.get("after", "")
         if resume.isdigit():
@@ -175,7 +201,7 @@ def alert_routes(web: OfficeWeb) -> list[Route]:
                 for view in await run_in_threadpool(web.store.alerts_after, after, limit=50):
                     after = view.n
                     yield event(card_of(view), view.n)
-                now_offline = {card.key: card for card in await run_in_threadpool(offline_cards, web)}
+                now_offline = {card.key: card for card in await run_in_threadpool(offline_now.get)}
                 for key in now_offline.keys() - offline:
                     yield event(now_offline[key])
                 for key in offline - now_offline.keys():

@@ -42,8 +42,12 @@ from office.web.alerts import alert_routes
 from office.web.entries import entry_routes
 from office.web.i18n import DEFAULT_LANG, LANGS, Lang, translate
 from office.web.overview import overview_routes
+from office.web.passes import pass_routes
 from office.web.passwords import verify_password
+from office.web.remote_open import remote_open_routes
+from office.web.reports import report_routes
 from office.web.security import CSRF_FIELD, CSRF_HEADER, SignInLimiter, csrf_ok, csrf_token, session_hash
+from office.web.trace import trace_routes
 
 HERE = Path(__file__).resolve().parent
 EVERYONE: tuple[Role, ...] = ("guard", "office", "admin")
@@ -146,6 +150,10 @@ class OfficeWeb:
             *alert_routes(self),
             *entry_routes(self),
             *overview_routes(self),
+            *pass_routes(self),
+            *report_routes(self),
+            *trace_routes(self),
+            *remote_open_routes(self),
             Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
         ]
 

@@ -15,8 +15,6 @@ from datetime import datetime
 from typing import IO, Any
 from zoneinfo import ZoneInfo
 
-from openpyxl import Workbook
-
 from checkpoint.entry import Entry
 from office.web.i18n import Lang, translate
 
@@ -81,6 +79,8 @@ class EntriesTable:
 
     def xlsx(self, at: datetime, pages: Iterable[list[Entry]]) -> IO[bytes]:
         """The workbook, read from its start: one sheet, the header frozen, temperatures as numbers."""
+        from openpyxl import Workbook  # lazily: it loads numpy, which the office otherwise does without
+
         book = Workbook(write_only=True)
         sheet = book.create_sheet(self.t("entries"))
         sheet.freeze_panes = "A2"
