@@ -40,6 +40,17 @@ def test_a_session_entry_is_a_valid_draft_with_every_fact() -> None:
     assert fields["timing_ms"] == {"decode": 6.13, "decide": 0.312, "session": 1840.1}
 
 
+def test_a_pass_without_a_name_still_makes_a_valid_entry() -> None:
+    """A pass signed with an empty name (the CLI's default) made an entry the recorder refused: the lane
+    crashed at the gate."""
+    unnamed = Verdict("pass", valid=True, status="valid", pass_=PassFacts(
+        pid="P-00018", cat="green", kid="k1", hh="9-23-302", name="", idh=IDH, nbf=0, exp=2**31))
+    outcome = Outcome("allow", (), unnamed, HEALTH, "green", "9-23-302")
+    fields = session_entry(outcome, None, decode_ms=0, decide_ms=0, session_ms=0, stamp=STAMP)
+    assert EntryDraft.model_validate(fields).person is not None
+    assert fields["person"] == {"ref": IDH, "masked": "*"}
+
+
 def test_an_id_card_entry_names_the_person_by_keyed_hash_and_masked_number() -> None:
     outcome = Outcome("allow", (), ID_CARD, None, None, "9-23-301")
     fields = session_entry(outcome, None, decode_ms=0, decide_ms=0, session_ms=0, stamp=STAMP)

@@ -26,6 +26,9 @@ class Stamp:
         return {"ts": format_ts(self.ts), "direction": direction, "clock_unsynced": self.clock_unsynced}
 
 
+UNNAMED = "*"  # the display form of a pass issued without a name (the contract allows one)
+
+
 def session_entry(outcome: Outcome, measurement: Measurement | None, *, decode_ms: float, decide_ms: float,
                   session_ms: float, stamp: Stamp) -> dict[str, Any]:
     """The fields of one person's entry, override not yet known."""
@@ -36,7 +39,7 @@ def session_entry(outcome: Outcome, measurement: Measurement | None, *, decode_m
     if person is not None:
         person_fields = {"ref": person.ref, "masked": person.masked}
     elif pass_facts is not None:
-        person_fields = {"ref": pass_facts.idh, "masked": pass_facts.name}
+        person_fields = {"ref": pass_facts.idh, "masked": pass_facts.name or UNNAMED}
     m = measurement
     return {
         **stamp.fields(),
