@@ -63,24 +63,37 @@ def test_expiring_passes_soonest_first(each_store: Store) -> None:
     assert [r.issued.pid for r in week] == ["P-3", "P-1"]  # P-4 ended before AT
 
 
+def unix(at: datetime) -> int:
+    return int(at.timestamp())
+
+
+def test_a_web_list_follows_one_numbered_by_kiosk_admin(each_store: Store) -> None:
+    """The web's serials started at 1, and a kiosk holding a `kiosk-admin revoke` list (numbered by the Unix
+    time) refused every list from the web."""
+    cli_serial = unix(AT) - 3600  # `kiosk-admin revoke` an hour earlier
+    _, state = each_store.revoke_passes("s1", ["P-9"], by="clerk", at=AT, note="x")
+    assert state.serial > cli_serial
+
+
 def test_revocations_number_each_list_and_are_kept_with_who_and_why(each_store: Store) -> None:
     store = each_store
     state = store.revocation_state("s1")
     assert (state.serial, state.revoked, state.published) == (0, (), True)
     store.issue_passes("s1", [issued("P-1")], by="clerk", at=AT)
     new, state = store.revoke_passes("s1", ["P-1", "P-7", "P-1"], by="clerk", at=AT, note="证件遗失")
-    assert new == ["P-1", "P-7"] and (state.serial, state.revoked, state.published) == (1, ("P-1", "P-7"),
+    first = unix(AT)  # the first list is numbered by the time, as `kiosk-admin revoke` numbers its lists
+    assert new == ["P-1", "P-7"] and (state.serial, state.revoked, state.published) == (first, ("P-1", "P-7"),
                                                                                           False)
     new, state = store.revoke_passes("s1", ["P-7"], by="boss", at=AT, note="again")
-    assert new == [] and state.serial == 1  # nothing new: no new list
+    assert new == [] and state.serial == first  # nothing new: no new list
     new, state = store.revoke_passes("s2", ["P-7"], by="boss", at=AT + timedelta(minutes=1), note="搬离")
-    assert new == ["P-7"] and state.serial == 1 and state.revoked == ("P-7",)
-    store.revocations_published("s1", 1, at=AT)
+    assert new == ["P-7"] and state.serial == first + 60 and state.revoked == ("P-7",)
+    store.revocations_published("s1", first, at=AT)
     assert store.revocation_state("s1").published and store.revocation_state("s1").published_at == AT
     state = store.renumber_revocations("s1", by="boss", at=AT + timedelta(minutes=2))
-    assert (state.serial, state.published, state.revoked) == (2, False, ("P-1", "P-7"))
-    store.revocations_published("s1", 1, at=AT)  # an older list taken late changes nothing
-    assert store.revocation_state("s1").published_serial == 1
+    assert (state.serial, state.published, state.revoked) == (first + 120, False, ("P-1", "P-7"))
+    store.revocations_published("s1", first, at=AT)  # an older list taken late changes nothing
+    assert store.revocation_state("s1").published_serial == first
     revoked = store.revocations()
     assert [(r.site, r.pid, r.by, r.note) for r in revoked] == [
         ("s2", "P-7", "boss", "搬离"), ("s1", "P-1", "clerk", "证件遗失"), ("s1", "P-7", "clerk", "证件遗失")]
@@ -107,5 +120,5 @@ def test_concurrent_revocations_never_share_a_serial(each_store: Store) -> None:
         thread.start()
     for thread in threads:
         thread.join(30)
-    assert sorted(serials) == list(range(1, 21))
+    assert sorted(serials) == list(range(unix(AT), unix(AT) + 20))
     assert len(store.revocation_state("s1").revoked) == 20

@@ -244,7 +244,7 @@ def test_a_revocation_is_signed_and_published_retained(store: Store, tmp_path: P
     finally:
         observer.close()
     listing = RevocationList(_ring_dir(tmp_path), site="s1")
-    assert listing.offer(text).accepted and listing.serial == 1
+    assert listing.offer(text).accepted and listing.serial == store.revocation_state("s1").serial
     assert listing.revoked() == frozenset({"P-1", "P-7"})
     [record] = store.pass_records()
     verdict = PassVerifier(_ring_dir(tmp_path), revoked=listing.revoked).verify(record.text or "", now=NOW)
@@ -269,7 +269,7 @@ def test_a_revocation_the_broker_did_not_take_is_kept_to_publish_again(
         assert response.status_code == 303
         assert "尚未发布" not in client.get("/passes/revoke").text
     state = store.revocation_state("s1")
-    assert state.published and state.serial == 2 and state.revoked == ("P-5",)
+    assert state.published and state.serial >= int(NOW.timestamp()) and state.revoked == ("P-5",)
     assert [a.action for a in store.audit_log()][:2] == ["pass.revoke.publish", "signin"]
 
 

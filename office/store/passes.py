@@ -3,8 +3,9 @@
 A pass issued in the web app is a `registry` row (the same registry `kiosk-office registry import` fills,
 so the registry comparison sees it) and an `issued_passes` row with its site, who issued it and when, and
 its signed QR text for printing again. A pid is unique across the registry: a pass whose pid is taken is
-refused, and with it the whole batch. Each site's revocations are numbered by a serial that goes up by one
-with every list signed, in the same transaction as the change, so list n holds every revocation up to n.
+refused, and with it the whole batch. Each site's revocations are numbered by a serial that goes up with
+every list signed (by one, or to the Unix time if that is higher), in the same transaction as the change,
+so list n holds every revocation up to n.
 """
 
 from __future__ import annotations
@@ -172,10 +173,14 @@ class PassQueries(ABC):
         return RevocationState(site, int(serial), None if published is None else int(published),
                                None if published_at is None else _time(published_at), revoked)
 
-    def _next_serial(self, cur: Cursor, site: str) -> None:
-        # the row lock taken here keeps two lists of one site from sharing a serial
-        cur.execute("INSERT INTO revocation_serials (site, serial) VALUES (?, 1) ON CONFLICT (site)"
-                    " DO UPDATE SET serial = revocation_serials.serial + 1", (site,))
+    def _next_serial(self, cur: Cursor, site: str, at: datetime) -> None:
+        # The next serial is one more than the last, and at least the Unix time of `at`: what
+        # `kiosk-admin revoke` numbers its lists by, so a kiosk that took one of those takes the next one
+        # from here. The row lock taken here keeps two lists of one site from sharing a serial.
+        floor = int(check_aware(at).timestamp())
+        cur.execute("INSERT INTO revocation_serials (site, serial) VALUES (?, ?) ON CONFLICT (site)"
+                    " DO UPDATE SET serial = CASE WHEN revocation_serials.serial < excluded.serial"
+                    " THEN excluded.serial ELSE revocation_serials.serial + 1 END", (site, floor))
 
     def revoke_passes(self, site: str, pids: Sequence[str], *, by: str, at: datetime,
                       note: str) -> tuple[list[str], RevocationState]:
@@ -188,7 +193,7 @@ class PassQueries(ABC):
                 if cur.rowcount == 1:
                     new.append(pid)
             if new:
-                self._next_serial(cur, site)
+                self._next_serial(cur, site, at)
                 cur.execute(_INSERT_AUDIT, (when, by, "pass.revoke",
                                             f"site={site} pids={','.join(new)} note={note}"))
             return new, self._state(cur, site)
@@ -200,7 +205,7 @@ class PassQueries(ABC):
     def renumber_revocations(self, site: str, *, by: str, at: datetime) -> RevocationState:
         when = self._t(at)
         with self._transaction(write=True) as cur:
-            self._next_serial(cur, site)
+            self._next_serial(cur, site, at)
             state = self._state(cur, site)
             cur.execute(_INSERT_AUDIT, (when, by, "pass.revoke.publish",
                                         f"site={site} serial={state.serial} pids={','.join(state.revoked)}"))
