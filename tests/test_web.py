@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from datetime import datetime, timedelta
+from html import unescape
 from pathlib import Path
 
 import pytest
@@ -226,6 +227,10 @@ def test_english_is_a_switch_away(client: TestClient) -> None:
     assert sign_in(client, "boss")[0] == 303
     assert "Overview" in client.get("/overview").text  # the language survives the sign-in
     assert client.get("/lang/zh?next=//evil.example").headers["location"] == "/overview"
+    filtered = "/entries?decision=deny&hh=9-1-101"
+    switch = re.search(r'href="(/lang/[a-z]+\?next=[^"]+)"', client.get(filtered).text)
+    assert switch, "the language switch"
+    assert client.get(unescape(switch[1])).headers["location"] == filtered  # the query is kept
 
 
 def test_a_sign_in_never_redirects_off_the_site(client: TestClient) -> None:

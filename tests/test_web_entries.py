@@ -82,7 +82,7 @@ def test_today_newest_first_with_chinese_words_and_the_entry_id(client: TestClie
     assert shown(page.text) == [c.id, b.id, a.id]
     text = unescape(page.text)
     assert "2026-03-19 09:30:00" in text  # local time
-    assert "拒绝" in text and "无健康码" in text and "no_health_code" in text
+    assert "拒绝" in text and "未出示健康码" in text and "no_health_code" in text
     assert "粉色 访客" in text and "绿色 居民" in text  # the colour in words, not only a swatch
     assert f'title="{b.id}"' in text and f"…{b.id[-8:]}" in text
     assert "38.2 °C" in text
@@ -142,7 +142,7 @@ def test_the_csv_has_a_bom_local_times_chinese_and_is_audited(client: TestClient
     assert rows[0][0] == "时间 (UTC+08:00)"
     b = entries[1]
     assert rows[1:] == [["2026-03-19 09:30:01", "s1", "gate-north", "2", "进", "拒绝", "deny",
-                         "无健康码；通行证过期", "no_health_code;pass_expired", "36.5", "P-002", "粉色",
+                         "未出示健康码；出入证过期", "no_health_code;pass_expired", "36.5", "P-002", "粉色",
                          "pink", "9-1-102", "", b.id]]
     record = store.audit_log(limit=1)[0]
     assert (record.who, record.action) == ("clerk", "entries.export.csv")
@@ -162,7 +162,7 @@ def test_the_xlsx_has_the_same_table_with_numbers_and_is_audited(client: TestCli
     rows = [list(row) for row in sheet.iter_rows(values_only=True)]
     assert rows[0][:3] == ["时间 (UTC+08:00)", "小区", "设备"]
     assert rows[1][:2] == ["2026-03-19 09:30:01", "s1"] and rows[1][9] == 36.5
-    assert rows[1][7] == "无健康码；通行证过期" and rows[1][-1] == entries[1].id and len(rows) == 2
+    assert rows[1][7] == "未出示健康码；出入证过期" and rows[1][-1] == entries[1].id and len(rows) == 2
     assert store.audit_log(limit=1)[0].action == "entries.export.xlsx"
     assert client.get("/entries.pdf").status_code == 404
 

@@ -71,8 +71,8 @@ def test_todays_report_is_live_with_chinese_counts_per_gate_and_its_png(client: 
     html = page.text
     assert "日报告" in html and "2026-03-19" in html and "幸福里社区" in html
     assert 'data-kiosk="gate-north"' in html and 'data-kiosk="gate-south"' in html
-    assert "无健康码 <strong>1</strong>" in html  # a deny reason in Chinese with its count
-    assert "体温异常 <strong>1</strong>" in html  # the fever, an attention reason
+    assert "未出示健康码 <strong>1</strong>" in html  # a deny reason in Chinese with its count
+    assert "发热 <strong>1</strong>" in html  # the fever, an attention reason
     png = client.get("/reports/live.png?day=2026-03-19")
     assert png.headers["content-type"] == "image/png" and png.content.startswith(PNG)
 

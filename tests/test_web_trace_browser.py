@@ -81,7 +81,7 @@ def test_a_trace_query_is_in_the_audit_log_and_its_csv_opens_with_chinese_and_lo
         assert rows.count() == 2
         first = rows.nth(0).inner_text()
         assert "绿色" in first and "gate-north" in first
-        assert "无健康码" in rows.nth(1).inner_text()  # the deny reason in Chinese
+        assert "未出示健康码" in rows.nth(1).inner_text()  # the deny reason in Chinese
         with page.expect_download() as info:
             page.click("#trace-csv")
         saved = tmp_path / "trace.csv"
@@ -94,7 +94,7 @@ def test_a_trace_query_is_in_the_audit_log_and_its_csv_opens_with_chinese_and_lo
     assert table[0][0] == "时间 (UTC+08:00)" and "结果" in table[0] and "原因" in table[0]
     local = [(e.ts + SHANGHAI).strftime("%Y-%m-%d %H:%M:%S") for e in made[:2]]
     assert [row[0] for row in table[1:]] == local
-    assert table[2][5] == "拒绝" and table[2][7] == "无健康码" and table[1][11] == "绿色"
+    assert table[2][5] == "拒绝" and table[2][7] == "未出示健康码" and table[1][11] == "绿色"
 
     admin = signed_in(browser, url, "zhao", "/admin")
     try:

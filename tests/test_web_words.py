@@ -5,11 +5,14 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from checkpoint.reasons import Reason
+from office.reports.render import REASON_ZH
 from office.web import i18n
 
 TEMPLATES = Path(i18n.__file__).resolve().parent / "templates"
 TABLES = {name: value for name, value in vars(i18n).items()
-          if re.fullmatch(r"_[A-Z0-9_]+", name) and isinstance(value, dict)}
+          if re.fullmatch(r"_[A-Z0-9_]+", name) and isinstance(value, dict)
+          and all(isinstance(words, tuple) for words in value.values())}
 
 
 def test_no_key_is_in_two_tables() -> None:
@@ -32,3 +35,10 @@ def test_every_literal_key_a_template_uses_has_both_languages() -> None:
     for key in used:
         chinese, english = i18n.MESSAGES[key]
         assert chinese and english, key
+
+
+def test_every_reason_has_one_name_on_pages_and_in_reports() -> None:
+    """The report PNG said 无出入证 where the pages said 无通行证 for the same reason."""
+    for reason in Reason:
+        chinese, english = i18n.MESSAGES[f"reason.{reason.value}"]
+        assert chinese == REASON_ZH[reason.value] and english, reason

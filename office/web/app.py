@@ -220,7 +220,8 @@ class OfficeWeb:
             return translate(lang, key, **values)
 
         base = {"t": t, "lang": lang, "other_lang": LANGS[1 - LANGS.index(lang)], "user": None,
-                "csrf": csrf_token(request.session), "path": request.url.path}
+                "csrf": csrf_token(request.session), "path": request.url.path,
+                "here": request.url.path + (f"?{request.url.query}" if request.url.query else "")}
         return self.templates.TemplateResponse(request, template, {**base, **context},
                                                status_code=status_code)
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Literal, get_args
 
+from office.reports.render import REASON_ZH
+
 Lang = Literal["zh", "en"]
 LANGS: tuple[Lang, ...] = get_args(Lang)
 DEFAULT_LANG: Lang = "zh"
@@ -118,27 +120,35 @@ _COMMON: dict[str, tuple[str, str]] = {
     "decision.allow": ("放行", "allowed"),
     "decision.deny": ("拒绝", "denied"),
     "decision.attention": ("待处理", "attention"),
-    "reason.fever": ("体温异常", "fever"),
-    "reason.no_health_code": ("无健康码", "no health code"),
-    "reason.health_code_red": ("健康码红码", "health code red"),
-    "reason.health_code_yellow": ("健康码黄码", "health code yellow"),
-    "reason.health_code_expired": ("健康码过期", "health code expired"),
-    "reason.health_code_invalid": ("健康码无效", "health code invalid"),
-    "reason.no_pass": ("无通行证", "no pass"),
-    "reason.pass_invalid": ("通行证无效", "pass invalid"),
-    "reason.pass_expired": ("通行证过期", "pass expired"),
-    "reason.pass_not_yet_valid": ("通行证未生效", "pass not yet valid"),
-    "reason.pass_revoked": ("通行证已吊销", "pass revoked"),
-    "reason.outside_hours": ("不在通行时段", "outside hours"),
-    "reason.quota_exceeded": ("超出次数限制", "quota exceeded"),
-    "reason.unknown_code": ("无法识别的码", "unknown code"),
-    "reason.sensor_fault": ("设备故障", "sensor fault"),
-    "reason.platform_down": ("健康码平台不可用", "health platform down"),
     "pass.green": ("居民", "resident"),
     "pass.blue": ("租户", "tenant"),
     "pass.red": ("返回人员", "returnee"),
     "pass.pink": ("访客", "visitor"),
 }
+
+_REASON_EN = {  # the Chinese names are the reports' (office/reports/render.py REASON_ZH): one set everywhere
+    "fever": "fever",
+    "no_health_code": "no health code",
+    "health_code_red": "health code red",
+    "health_code_yellow": "health code yellow",
+    "health_code_expired": "health code expired",
+    "health_code_invalid": "health code invalid",
+    "no_pass": "no pass",
+    "pass_invalid": "pass invalid",
+    "pass_expired": "pass expired",
+    "pass_not_yet_valid": "pass not yet valid",
+    "pass_revoked": "pass revoked",
+    "outside_hours": "outside hours",
+    "quota_exceeded": "quota exceeded",
+    "unknown_code": "unknown code",
+    "sensor_fault": "sensor fault",
+    "platform_down": "health platform down",
+    "travel_risk": "travel card risk",
+    "no_travel_code": "no travel card",
+    "health_code_not_holder": "health code not the holder's",
+}
+_REASONS: dict[str, tuple[str, str]] = {f"reason.{code}": (REASON_ZH[code], english)
+                                        for code, english in _REASON_EN.items()}
 
 # Each page's own words, so that pages are added without touching each other's.
 _OVERVIEW: dict[str, tuple[str, str]] = {
@@ -368,13 +378,7 @@ _PASSES: dict[str, tuple[str, str]] = {
     "passes.not_printable": ("无法打印（不存在或由命令行签发）：", "Cannot print (unknown, or issued on the "
                              "command line):"),
 }
-_TRAVEL: dict[str, tuple[str, str]] = {  # the travel card and a health code's holder (issue 15)
-    "reason.travel_risk": ("行程卡异常", "travel card risk"),
-    "reason.no_travel_code": ("未出示行程卡", "no travel card"),
-    "reason.health_code_not_holder": ("健康码非本人", "health code not the holder's"),
-}
-
-MESSAGES: dict[str, tuple[str, str]] = {**_COMMON, **_OVERVIEW, **_REPORTS, **_TRACE, **_PASSES, **_TRAVEL}
+MESSAGES: dict[str, tuple[str, str]] = {**_COMMON, **_REASONS, **_OVERVIEW, **_REPORTS, **_TRACE, **_PASSES}
 
 
 def translate(lang: Lang, key: str, **values: object) -> str:
