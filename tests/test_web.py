@@ -229,8 +229,11 @@ def test_english_is_a_switch_away(client: TestClient) -> None:
     assert client.get("/lang/zh?next=//evil.example").headers["location"] == "/overview"
     filtered = "/entries?decision=deny&hh=9-1-101"
     switch = re.search(r'href="(/lang/[a-z]+\?next=[^"]+)"', client.get(filtered).text)
-    assert switch, "the language switch"
-    assert client.get(unescape(switch[1])).headers["location"] == filtered  # the query is kept
+    assert switch and unescape(switch[1]) == "/lang/en?next=/entries"  # no query written into the page
+    back = client.get(unescape(switch[1]), headers={"referer": f"http://testserver{filtered}"})
+    assert back.headers["location"] == filtered  # the page's query, from the Referer
+    elsewhere = client.get("/lang/zh?next=/entries", headers={"referer": "http://evil.example/entries?x=1"})
+    assert elsewhere.headers["location"] == "/entries"
 
 
 def test_a_sign_in_never_redirects_off_the_site(client: TestClient) -> None:

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 from zoneinfo import ZoneInfo
 
 import jinja2
@@ -220,8 +220,7 @@ class OfficeWeb:
             return translate(lang, key, **values)
 
         base = {"t": t, "lang": lang, "other_lang": LANGS[1 - LANGS.index(lang)], "user": None,
-                "csrf": csrf_token(request.session), "path": request.url.path,
-                "here": request.url.path + (f"?{request.url.query}" if request.url.query else "")}
+                "csrf": csrf_token(request.session), "path": request.url.path}
         return self.templates.TemplateResponse(request, template, {**base, **context},
                                                status_code=status_code)
 
@@ -290,10 +289,17 @@ class OfficeWeb:
         await run_in_threadpool(self.store.audit, who, action, detail, self.now())
 
     async def set_lang(self, request: Request) -> Response:
+        """Switch the language and go back to `next`, a path. The query of the page the switch was on comes
+        from the Referer (same site and path only), so a page never writes its query into its own links."""
         lang = request.path_params["lang"]
         if lang in LANGS:
             request.session["lang"] = lang
-        return RedirectResponse(local_path(request.query_params.get("next")), status_code=303)
+        target = local_path(request.query_params.get("next"))
+        came_from = urlsplit(request.headers.get("referer", ""))
+        if (came_from.netloc == request.url.netloc and came_from.path == target and came_from.query
+                and "?" not in target):
+            target = f"{target}?{came_from.query}"
+        return RedirectResponse(target, status_code=303)
 
     # -- pages and APIs --------------------------------------------------------------------------------
 
