@@ -139,6 +139,19 @@ def test_issue_one_pass_signed_audited_and_without_the_id_number(client: TestCli
     assert_never_kept(store, client, NUMBER, "张三丰")
 
 
+def test_a_pass_with_the_platforms_hpr_is_a_v2_pass(client: TestClient, store: Store,
+                                                    tmp_path: Path) -> None:
+    """Issue 15: the office web app takes the holder's `hpr`, which binds the pass to their health codes."""
+    sign_in(client, "clerk")
+    assert issue(client, hpr="bad ref!")[0] == 400
+    status, html = issue(client, hpr="hpr-0000017")
+    assert status == 201, html
+    [record] = store.pass_records()
+    assert record.text is not None
+    verdict = PassVerifier(_ring_dir(tmp_path)).verify(record.text, now=NOW)
+    assert verdict.valid and verdict.pass_ is not None and verdict.pass_.hpr == "hpr-0000017"
+
+
 def assert_never_kept(store: Store, client: TestClient, *secrets: str) -> None:
     assert isinstance(store, SqliteStore)
     db = store.path

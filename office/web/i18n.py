@@ -312,6 +312,14 @@ _PASSES: dict[str, tuple[str, str]] = {
     "passes.id_note": ("只在内存中用本小区密钥计算哈希，不保存、不记录、不显示。",
                        "Hashed with the site key in memory only: never stored, logged or shown."),
     "passes.idh": ("或 idh（64 位十六进制）", "or idh (64 hex digits)"),
+    "passes.hpr": ("健康码平台编号 hpr（可选）", "Health platform ref, hpr (optional)"),
+    "passes.hpr_note": ("登记居民时由健康码平台查得（kiosk-admin register-resident --platform-url）。"
+                        "填写后为 v2 出入证：只认本人的健康码。",
+                        "From the platform's lookup when the resident was registered (kiosk-admin "
+                        "register-resident --platform-url). With it the pass is v2: only the holder's own "
+                        "health codes pass."),
+    "passes.bad_hpr": ("hpr 格式不对：8 到 128 个字母、数字、_ 或 -。",
+                       "hpr: 8 to 128 letters, digits, _ or -."),
     "passes.days": ("有效天数", "Days valid"),
     "passes.days_note": ("填写结束日期时不用填天数。", "Not needed when an end date is given."),
     "passes.sign": ("签发", "Issue"),

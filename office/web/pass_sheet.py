@@ -18,6 +18,7 @@ from starlette.templating import Jinja2Templates
 
 from checkpoint.configtypes import SecretError
 from checkpoint.revocation import issue_revocation
+from checkpoint.signed import PLATFORM_REF_PATTERN
 from checkpoint.topics import revocations_topic
 from office.admin.passes import SignedPass, pass_cards
 from office.mqtt import PublishError
@@ -25,6 +26,7 @@ from office.store.base import PassRecord, Role, Store, User
 
 PID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,31}")  # checkpoint.signed.SafeId
 HOUSEHOLD = PID
+PLATFORM_REF = re.compile(PLATFORM_REF_PATTERN.removeprefix("^").removesuffix("$"))
 
 
 class SiteKeys(Protocol):

@@ -38,6 +38,7 @@ from office.store.base import Role, User
 from office.web.pass_sheet import (
     HOUSEHOLD,
     PID,
+    PLATFORM_REF,
     OfficeWeb,
     PassKeyMissing,
     pids_in,
@@ -133,12 +134,15 @@ def pass_routes(web: OfficeWeb) -> list[Route]:
         form = await request.form()
         site, pid, cat, hh = (_text(form, name) for name in ("site", "pid", "cat", "hh"))
         name = _text(form, "name", MAX_NAME)
+        hpr = _text(form, "hpr", 128)
         kept = {"site": site, "pid": pid, "cat": cat, "hh": hh, "name": name, "from": _text(form, "from"),
-                "to": _text(form, "to"), "days": _text(form, "days")}  # never the ID number
+                "to": _text(form, "to"), "days": _text(form, "days"), "hpr": hpr}  # never the ID number
         errors = [key for key, bad in (("passes.bad_pid", not PID.fullmatch(pid)),
                                        ("passes.bad_cat", cat not in COLOURS),
                                        ("passes.bad_hh", bool(hh) and not HOUSEHOLD.fullmatch(hh)),
-                                       ("passes.need_name", not name)) if bad]
+                                       ("passes.need_name", not name),
+                                       ("passes.bad_hpr", bool(hpr) and not PLATFORM_REF.fullmatch(hpr)))
+                  if bad]
         id_number, idh = _text(form, "id_number", 40), _text(form, "idh", 80)
         if not id_number and not idh:
             errors.append("passes.need_person")
@@ -153,7 +157,7 @@ def pass_routes(web: OfficeWeb) -> list[Route]:
             nbf, exp = window(start, end, days, tz=tz, now=int(web.now().timestamp()))
             person = person_idh(id_number=id_number or None, idh=idh or None, key=hmac_key)
             issued = make_pass(key, None, pid=pid, cat=cat, hh=hh or None, name=name, idh=person, nbf=nbf,
-                               exp=exp)
+                               exp=exp, hpr=hpr or None)
         except PassKeyMissing as exc:
             return issue_page(request, user, form=kept, errors=["passes.no_key"], detail=str(exc),
                               status_code=409)
