@@ -191,3 +191,27 @@ def test_the_entry_id_links_to_its_trace_for_the_office_only(client: TestClient,
     sign_in(client, "guard1")
     shown = card(client.get("/alerts").text, alert.id or "")
     assert entry.id in shown and link not in shown  # a guard may not open the trace page
+
+
+def test_a_borrowed_health_code_is_a_forgery_alert_that_names_its_reason(client: TestClient,
+                                                                          store: Store) -> None:
+    """Issue 15: the kiosk raises a forgery alert for `health_code_not_holder`; the page names it."""
+    at = NOW - timedelta(minutes=1)
+    payload: dict[str, Any] = {
+        "schema": "checkpoint.entry/1", "id": str(uuid6.uuid7()), "site": "s1", "kiosk": "gate-north",
+        "seq": 2, "ts": format_ts(at), "direction": "in", "decision": "deny",
+        "reasons": ["health_code_not_holder"], "override": None, "temperature": None,
+        "health": {"scheme": "token", "status": "green"}, "pass": {"pid": "P-00018", "cat": "green",
+                                                                    "hh": "9-23-302"},
+        "person": {"ref": "cd" * 32, "masked": "王*"},
+        "timing_ms": {"decode": 5.0, "decide": 0.2, "session": 900.0},
+    }
+    raw = json.dumps(payload).encode()
+    entry = Entry.model_validate_json(raw)
+    store.insert_entries([(entry, raw)], at)
+    alert = Alert(kind="forgery", ts=at, entry_id=entry.id, id=str(uuid6.uuid7()),
+                  detail="health_code_not_holder: the health code is not the pass holder's (pass P-00018)")
+    store.insert_alerts([StoredAlert("s1", "gate-north", alert, at)])
+    sign_in(client, "guard1")
+    shown = re.sub(r"<[^>]+>", " ", card(client.get("/alerts").text, str(alert.id)))
+    assert "伪造" in shown and "健康码非本人" in shown and "9-23-302" in shown

@@ -103,6 +103,7 @@ class AlertCard:
     hh: str | None
     person: str | None
     handling: AlertHandling | None
+    reasons: tuple[str, ...] = ()  # the entry's reason codes (e.g. health_code_not_holder for a forgery)
 
     @property
     def open(self) -> bool:
@@ -117,7 +118,8 @@ def card_of(view: AlertView) -> AlertCard:
     return AlertCard(view.key, alert.kind, view.stored.site, view.stored.kiosk, alert.ts,
                      alert.detail, alert.entry_id, temperature.body_c if temperature else None,
                      pass_.cat if pass_ else None, pass_.hh if pass_ else None,
-                     person.masked if person else None, view.handling)
+                     person.masked if person else None, view.handling,
+                     tuple(str(reason) for reason in entry.reasons) if entry else ())
 
 
 def offline_key(site: str, kiosk: str, since: datetime) -> str:
