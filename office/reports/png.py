@@ -119,11 +119,11 @@ def _hours(ax: Axes, site: SiteReport, title: str, timezone: str) -> None:
     ax.bar(hours, fevers, width=0.5, color=FEVER, label="发热")
     for hour, n in enumerate(fevers):
         if n:
-            ax.annotate(str(n), (hour, n), textcoords="offset points", xytext=(0, 2), ha="center",
-                        color=FEVER, fontsize=8, fontweight="bold")
+            ax.annotate(f"发热 {n}", (hour, entries[hour]), textcoords="offset points", xytext=(0, 2),
+                        ha="center", color=FEVER, fontsize=8, fontweight="bold")
     ax.set_xticks(hours[::3], [f"{h:02d}" for h in hours[::3]])
     ax.set_xlim(-0.6, 23.6)
-    ax.set_ylim(0, max([*entries, 1]) * 1.15)
+    ax.set_ylim(0, max([*entries, 1]) * 1.25)
     ax.set_xlabel(f"每小时（{timezone}）", fontsize=9)
     ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     ax.legend(loc="upper left", fontsize=8)
@@ -154,7 +154,8 @@ def _gates(ax: Axes, site: SiteReport) -> None:
 
 def _reasons(ax: Axes, site: SiteReport, reason_names: Mapping[str, str]) -> None:
     denies, attentions = site.totals.denies_by_reason, site.totals.attentions_by_reason
-    reasons = sorted(set(denies) | set(attentions), key=lambda r: -(denies.get(r, 0) + attentions.get(r, 0)))
+    reasons = sorted(set(denies) | set(attentions),
+                     key=lambda r: (-(denies.get(r, 0) + attentions.get(r, 0)), r))
     ax.set_title("拒绝与待处理原因", fontsize=10)
     if not reasons:
         ax.set_axis_off()
