@@ -19,7 +19,7 @@ from office.web.app import WebSettings, create_app
 from office.web.passwords import hash_password
 from office.web.security import SignInLimiter
 
-OPEN_PATHS = {"/signin", "/lang/{lang}"}
+OPEN_PATHS = {"/signin", "/lang/{lang}", "/healthz"}  # /metrics: loopback only (tests/test_web_health.py)
 
 
 class Clock:
@@ -185,7 +185,7 @@ def test_no_page_or_api_answers_without_a_role(client: TestClient) -> None:
             if method == "HEAD":
                 continue
             response = client.request(method, route.path)
-            if route.path.startswith("/api/"):
+            if route.path.startswith("/api/") or route.path == "/metrics":
                 assert response.status_code == 401, route.path
             else:
                 assert response.status_code == 303, route.path

@@ -353,6 +353,10 @@ class Store(ABC):
         """All stored entries."""
 
     @abstractmethod
+    def ping(self) -> None:
+        """Ask the database the cheapest question there is; StoreError if it cannot answer."""
+
+    @abstractmethod
     def close(self) -> None:
         """Release connections; safe to call again."""
 

@@ -383,3 +383,6 @@ class SqlStore(UserQueries, AlertQueries, EntryQueries, PassQueries, ReportQueri
 
     def count_entries(self) -> int:
         return int(self._select("SELECT COUNT(*) FROM entries")[0][0])
+
+    def ping(self) -> None:
+        self._select("SELECT 1")

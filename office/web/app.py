@@ -40,6 +40,7 @@ from office.mqtt import BrokerLink
 from office.store.base import Role, Store, User
 from office.web.alerts import alert_routes
 from office.web.entries import entry_routes
+from office.web.health import Metrics, RequestCounting, health_routes
 from office.web.i18n import DEFAULT_LANG, LANGS, Lang, translate
 from office.web.overview import overview_routes
 from office.web.passes import pass_routes
@@ -339,11 +340,13 @@ def create_app(store: Store, session_key: bytes, settings: WebSettings | None = 
         raise ValueError("the session key needs at least 32 bytes")
     settings = settings or WebSettings()
     web = OfficeWeb(store, settings, limiter or SignInLimiter(store, now=now), now)
+    metrics = Metrics(web)
     middleware = [
+        Middleware(RequestCounting, metrics=metrics),
         Middleware(SecurityHeaders),
         Middleware(SessionMiddleware, secret_key=session_key.hex(), session_cookie=SESSION_COOKIE,
                    max_age=settings.session_hours * 3600, same_site="lax", https_only=settings.tls),
     ]
-    app = Starlette(routes=web.routes(), middleware=middleware)
+    app = Starlette(routes=[*health_routes(web, metrics), *web.routes()], middleware=middleware)
     app.state.web = web
     return app
