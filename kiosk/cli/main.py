@@ -9,7 +9,9 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import sys
+import threading
 from pathlib import Path
 
 from checkpoint import __version__
@@ -73,8 +75,16 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         print("simulate needs a config with hardware = 'emulated'", file=sys.stderr)
         return EXIT_CONFIG
     scenario = load_scenario(args.scenario)
-    return run_simulation(config, scenario, as_json=args.json, realtime=args.realtime,
-                          state_dir=args.state_dir)
+    state: Path | None = args.state_dir or (config.storage.state_dir if args.serve else None)
+    status = run_simulation(config, scenario, as_json=args.json, realtime=args.realtime, state_dir=state)
+    if state is None or not args.serve:
+        return status
+    from kiosk.sim.serve import serve
+
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    return serve(state, port=args.port, stop=stop)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -149,6 +159,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--realtime", action="store_true", help="play in real time, for demos at a real gate")
     p.add_argument("--state-dir", type=Path,
                    help="keep the outbox here across runs (default: a temporary directory)")
+    p.add_argument("--serve", action="store_true",
+                   help="then keep the office web app running on 127.0.0.1 with people arriving at two gates")
+    p.add_argument("--port", type=int, default=8080, help="the web app's port with --serve (0: any free one)")
 
     p = sub.add_parser("scan", help="decode the QR codes in image files (one line per image)")
     p.add_argument("paths", nargs="+", type=Path, metavar="PATH")
