@@ -42,6 +42,7 @@ from uuid6 import uuid7
 from checkpoint.entry import ENTRY_SCHEMA, Alert, Entry, Status
 from checkpoint.reasons import Reason
 from kiosk.mqtt.local_broker import free_port
+from office.reports.daily import daily_report
 from office.store.base import Store, StoredAlert
 from office.store.opening import open_store
 from office.web.app import create_app
@@ -162,6 +163,12 @@ def pages(store: Store, household: str, now: datetime, requests: int) -> list[tu
         for name, path in paths:
             client.get(path)  # warm the caches, as a page in use is
             rows.append((name, *timed(client, path, requests)))
+    times = []
+    for _ in range(max(3, requests // 4)):  # what the reports page does every LIVE_FOR_S
+        began = time.perf_counter()
+        daily_report(store, local_now.date(), site=None, tz=ZONE, now=now)
+        times.append((time.perf_counter() - began) * 1000)
+    rows.append(("report, today, read anew (every 15 s)", statistics.median(times), _p95(times)))
     return rows
 
 

@@ -17,5 +17,5 @@ def test_the_office_benchmark_runs_small(capsys: pytest.CaptureFixture[str]) -> 
     assert "SQLite: 400 entries from 4 kiosks" in out
     rows = re.findall(r"^\| (overview|entries, filtered|report, today \(live\)|trace, household, 14 days) \|",
                       out, re.MULTILINE)
-    assert len(rows) == 4
+    assert len(rows) == 4 and "report, today, read anew" in out
     assert "(6 of 6 events arrived)" in out

@@ -15,7 +15,8 @@ from web_helpers import KEY, NOW, PASSWORD, csrf_of, sign_in, store_with_users
 
 from checkpoint.entry import Status
 from office.store.base import Store
-from office.web.app import WebSettings, create_app
+from office.web.app import create_app
+from office.web.core import WebSettings
 from office.web.passwords import hash_password
 from office.web.security import SignInLimiter
 

@@ -30,7 +30,8 @@ from office.config import SiteSection
 from office.mqtt import BrokerLink
 from office.store.base import Store
 from office.store.sqlite import SqliteStore
-from office.web.app import WebSettings, create_app
+from office.web.app import create_app
+from office.web.core import WebSettings
 
 NUMBER = "11010519491231002X"  # the GB 11643 standard's own example
 OTHER = "370102198001011237"

@@ -28,7 +28,8 @@ from office.admin.cli import keygen
 from office.config import SiteSection
 from office.mqtt import BrokerLink
 from office.store.base import Store, StoredAlert, StoredResolution
-from office.web.app import WebSettings, create_app
+from office.web.app import create_app
+from office.web.core import WebSettings
 
 T = topics("s1", "gate-north")
 

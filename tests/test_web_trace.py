@@ -20,7 +20,8 @@ from checkpoint import idnumber
 from checkpoint.entry import Entry
 from office.config import SiteSection
 from office.store.base import Store
-from office.web.app import WebSettings, create_app
+from office.web.app import create_app
+from office.web.core import WebSettings
 
 NUMBER = "11010519491231002X"  # the GB 11643 standard's own example
 SITE_KEY = b"site one key, 32 bytes or longer."

@@ -13,20 +13,20 @@ import asyncio
 import math
 import threading
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Sequence
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Any, Generic, TypeVar
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response, StreamingResponse
 from starlette.routing import Route
-from starlette.templating import Jinja2Templates
 
-from office.store.base import AlertHandling, AlertView, Role, Store, User
+from office.store.base import AlertHandling, AlertView, Role, User
 from office.store.schema import to_text_time
-from office.web.i18n import Lang, translate
+from office.web.core import OfficeWeb
+from office.web.i18n import translate
 from office.web.security import csrf_token
 
 EVERYONE: tuple[Role, ...] = ("guard", "office", "admin")
@@ -56,35 +56,6 @@ class SharedRead(Generic[T]):
                 self._held = (self._read(),)
                 self._read_at = time.monotonic()
             return self._held[0]
-
-
-class KioskLike(Protocol):
-    @property
-    def site(self) -> str: ...
-    @property
-    def kiosk(self) -> str: ...
-    @property
-    def state(self) -> str: ...
-    @property
-    def since(self) -> datetime: ...
-
-
-class OfficeWeb(Protocol):
-    """What the routes use of office.web.app's `OfficeWeb` (which imports this module)."""
-
-    store: Store
-    now: Callable[[], datetime]
-    templates: Jinja2Templates
-
-    def kiosk_rows(self) -> Sequence[KioskLike]: ...
-
-    def lang(self, request: Request) -> Lang: ...
-
-    def render(self, request: Request, template: str, context: dict[str, Any], *,
-               status_code: int = 200) -> Response: ...
-
-    def require(self, roles: Collection[Role], endpoint: Callable[[Request, User], Awaitable[Response]], *,
-                api: bool = False) -> Callable[[Request], Awaitable[Response]]: ...
 
 
 @dataclass(frozen=True)

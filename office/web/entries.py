@@ -9,10 +9,10 @@ big site never sits in memory), every export audited before its first byte.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
-from typing import Any, Protocol
+from typing import Any
 from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
@@ -26,8 +26,8 @@ from starlette.routing import Route
 from checkpoint.entry import Entry, format_ts
 from checkpoint.reasons import COLOURS, Reason
 from office.store.base import Role, Store, User
+from office.web.core import OfficeWeb
 from office.web.exports import XLSX_TYPE, EntriesTable, TooManyRows, offset_label
-from office.web.i18n import Lang
 
 OFFICE: tuple[Role, ...] = ("office", "admin")
 PAGE = 100
@@ -37,29 +37,6 @@ DECISIONS = ("allow", "deny", "attention")
 REASONS = tuple(reason.value for reason in Reason)
 TEXT_FILTERS = ("site", "kiosk", "pid", "hh")
 MAX_TEXT = 64
-
-
-class Settings(Protocol):
-    @property
-    def tz(self) -> ZoneInfo: ...
-
-
-class OfficeWeb(Protocol):
-    """What the routes use of office.web.app's `OfficeWeb` (which imports this module)."""
-
-    store: Store
-    now: Callable[[], datetime]
-
-    @property
-    def settings(self) -> Settings: ...
-
-    def lang(self, request: Request) -> Lang: ...
-
-    def render(self, request: Request, template: str, context: dict[str, Any], *,
-               status_code: int = 200) -> Response: ...
-
-    def require(self, roles: Collection[Role], endpoint: Callable[[Request, User], Awaitable[Response]], *,
-                api: bool = False) -> Callable[[Request], Awaitable[Response]]: ...
 
 
 @dataclass

@@ -10,8 +10,7 @@ Each app has its own `CollectorRegistry`; the store's figures are read when Prom
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Collection, Iterator, Sequence
-from typing import Protocol
+from collections.abc import Iterator
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Info, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
@@ -23,23 +22,12 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from checkpoint import __version__
-from office.store.base import Role, Store, StoreError, User
-from office.web.alerts import KioskLike
+from office.store.base import Role, StoreError, User
+from office.web.core import OfficeWeb
 
 ADMIN: tuple[Role, ...] = ("admin",)
 LOOPBACK = frozenset({"127.0.0.1", "::1"})
 KIOSK_STATES = ("online", "offline", "silent")
-
-
-class OfficeWeb(Protocol):
-    """What the routes use of office.web.app's `OfficeWeb` (which imports this module)."""
-
-    store: Store
-
-    def kiosk_rows(self) -> Sequence[KioskLike]: ...
-
-    def require(self, roles: Collection[Role], endpoint: Callable[[Request, User], Awaitable[Response]], *,
-                api: bool = False) -> Callable[[Request], Awaitable[Response]]: ...
 
 
 class StoreFigures(Collector):

@@ -18,11 +18,10 @@ import asyncio
 import threading
 import time
 from collections import defaultdict
-from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Sequence
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
-from typing import Any, Protocol
-from zoneinfo import ZoneInfo
+from datetime import timedelta
+from typing import Any
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -30,8 +29,9 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 from starlette.templating import Jinja2Templates
 
-from office.store.base import Gap, KioskCounts, Role, Store, User
-from office.web.alerts import AlertCard, KioskLike, SharedRead, card_of, offline_cards
+from office.store.base import Gap, KioskCounts, Role, User
+from office.web.alerts import AlertCard, SharedRead, card_of, offline_cards
+from office.web.core import KioskRow, OfficeWeb
 from office.web.i18n import Lang, translate
 
 EVERYONE: tuple[Role, ...] = ("guard", "office", "admin")
@@ -41,55 +41,11 @@ NEWEST_ALERTS = 5
 FAULTY = ("fault", "absent", "unknown")
 
 
-class Settings(Protocol):
-    @property
-    def tz(self) -> ZoneInfo: ...
-
-    @property
-    def silent_after_s(self) -> int: ...
-
-
-class KioskRowLike(KioskLike, Protocol):
-    @property
-    def silent(self) -> bool: ...
-    @property
-    def last_seen(self) -> datetime: ...
-    @property
-    def backlog(self) -> int | None: ...
-    @property
-    def camera(self) -> str | None: ...
-    @property
-    def thermometer(self) -> str | None: ...
-    @property
-    def version(self) -> str: ...
-
-
-class OfficeWeb(Protocol):
-    """What the routes use of office.web.app's `OfficeWeb` (which imports this module)."""
-
-    store: Store
-    now: Callable[[], datetime]
-    templates: Jinja2Templates
-
-    @property
-    def settings(self) -> Settings: ...
-
-    def kiosk_rows(self) -> Sequence[KioskRowLike]: ...
-
-    def lang(self, request: Request) -> Lang: ...
-
-    def render(self, request: Request, template: str, context: dict[str, Any], *,
-               status_code: int = 200) -> Response: ...
-
-    def require(self, roles: Collection[Role], endpoint: Callable[[Request, User], Awaitable[Response]], *,
-                api: bool = False) -> Callable[[Request], Awaitable[Response]]: ...
-
-
 @dataclass(frozen=True)
 class KioskLine:
     """A kiosk as the overview shows it: its row, its faulty devices, its seq gaps and conflicts."""
 
-    row: KioskRowLike
+    row: KioskRow
     faults: tuple[tuple[str, str], ...]  # (device, state) of each device not "ok"
     gaps: tuple[Gap, ...]
     missing: int
@@ -109,7 +65,7 @@ class Overview:
     silent_after_s: int
 
 
-def device_faults(row: KioskRowLike) -> tuple[tuple[str, str], ...]:
+def device_faults(row: KioskRow) -> tuple[tuple[str, str], ...]:
     devices = (("camera", row.camera), ("thermometer", row.thermometer))
     return tuple((device, state) for device, state in devices if state in FAULTY)
 

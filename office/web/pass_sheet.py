@@ -5,16 +5,10 @@ topic, through the configured broker)."""
 from __future__ import annotations
 
 import re
-from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
-from datetime import datetime
-from typing import Any, Protocol
-from zoneinfo import ZoneInfo
+from collections.abc import Sequence
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from markupsafe import Markup
-from starlette.requests import Request
-from starlette.responses import Response
-from starlette.templating import Jinja2Templates
 
 from checkpoint.configtypes import SecretError
 from checkpoint.revocation import issue_revocation
@@ -22,57 +16,19 @@ from checkpoint.signed import PLATFORM_REF_PATTERN
 from checkpoint.topics import revocations_topic
 from office.admin.passes import SignedPass, pass_cards
 from office.mqtt import PublishError
-from office.store.base import PassRecord, Role, Store, User
+from office.store.base import PassRecord
+from office.web.core import OfficeWeb, WebSettings
 
 PID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,31}")  # checkpoint.signed.SafeId
 HOUSEHOLD = PID
 PLATFORM_REF = re.compile(PLATFORM_REF_PATTERN.removeprefix("^").removesuffix("$"))
 
 
-class SiteKeys(Protocol):
-    @property
-    def name(self) -> str: ...
-
-    def pass_key(self) -> Ed25519PrivateKey | None: ...
-
-    def hmac_key(self) -> bytes | None: ...
-
-
-class Publisher(Protocol):
-    def publish(self, topic: str, payload: str, *, retain: bool = False) -> None: ...
-
-
-class Settings(Protocol):
-    @property
-    def tz(self) -> ZoneInfo: ...
-    @property
-    def sites(self) -> Mapping[str, SiteKeys]: ...
-    @property
-    def broker(self) -> Publisher | None: ...
-
-
-class OfficeWeb(Protocol):
-    """What the routes use of office.web.app's `OfficeWeb` (which imports the page modules)."""
-
-    store: Store
-    now: Callable[[], datetime]
-    templates: Jinja2Templates
-
-    @property
-    def settings(self) -> Settings: ...
-
-    def render(self, request: Request, template: str, context: dict[str, Any], *,
-               status_code: int = 200) -> Response: ...
-
-    def require(self, roles: Collection[Role], endpoint: Callable[[Request, User], Awaitable[Response]], *,
-                api: bool = False) -> Callable[[Request], Awaitable[Response]]: ...
-
-
 class PassKeyMissing(Exception):
     """The site has no pass key (or it cannot be read): nothing can be signed for it."""
 
 
-def signing_key(settings: Settings, site: str) -> Ed25519PrivateKey:
+def signing_key(settings: WebSettings, site: str) -> Ed25519PrivateKey:
     """The site's pass key; PassKeyMissing naming why not."""
     keys = settings.sites.get(site)
     if keys is None:
@@ -86,7 +42,7 @@ def signing_key(settings: Settings, site: str) -> Ed25519PrivateKey:
     return key
 
 
-def signing_sites(settings: Settings) -> list[str]:
+def signing_sites(settings: WebSettings) -> list[str]:
     """The sites with a pass key configured (readable or not: a bad file is reported when used)."""
     found = []
     for name, keys in sorted(settings.sites.items()):
@@ -113,7 +69,7 @@ def signed(record: PassRecord) -> SignedPass | None:
                       exp=p.exp, kid=p.kid, text=record.text)
 
 
-def sheet_markup(records: Sequence[PassRecord], settings: Settings) -> Markup:
+def sheet_markup(records: Sequence[PassRecord], settings: WebSettings) -> Markup:
     """The cards of `records` (those with a QR text), each with its site's community name."""
     groups: dict[str, list[SignedPass]] = {}
     for record in records:

@@ -35,11 +35,11 @@ from office.admin.passes import (
 )
 from office.registry import absent_households, unknown_passes
 from office.store.base import Role, User
+from office.web.core import OfficeWeb
 from office.web.pass_sheet import (
     HOUSEHOLD,
     PID,
     PLATFORM_REF,
-    OfficeWeb,
     PassKeyMissing,
     pids_in,
     publish_revocations,

@@ -11,17 +11,12 @@ from __future__ import annotations
 
 import re
 import secrets
-from collections.abc import Awaitable, Callable, Collection, Mapping
 from datetime import datetime, timedelta
-from pathlib import Path
-from typing import Any, Protocol
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
-from starlette.templating import Jinja2Templates
 
 from checkpoint.commands import issue_command
 from checkpoint.configtypes import SecretError
@@ -29,6 +24,7 @@ from checkpoint.entry import Resolution
 from checkpoint.topics import topics
 from office.mqtt import PublishError
 from office.store.base import AlertView, Role, Store, User
+from office.web.core import OfficeWeb, WebSettings
 
 OFFICE: tuple[Role, ...] = ("office", "admin")
 VALIDITY_S = 60
@@ -37,44 +33,7 @@ MAX_NOTE = 500
 RESOLUTION_SLACK = timedelta(days=1)  # kiosk clocks may be off; an attention never waits this long
 
 
-class SiteKeys(Protocol):
-    @property
-    def command_key_file(self) -> Path | None: ...
-    @property
-    def command_key_credential(self) -> str | None: ...
-
-    def command_key(self) -> Ed25519PrivateKey | None: ...
-
-
-class Publisher(Protocol):
-    def publish(self, topic: str, payload: str, *, retain: bool = False) -> None: ...
-
-
-class Settings(Protocol):
-    @property
-    def sites(self) -> Mapping[str, SiteKeys]: ...
-    @property
-    def broker(self) -> Publisher | None: ...
-
-
-class OfficeWeb(Protocol):
-    """What the routes use of office.web.app's `OfficeWeb` (which imports this module)."""
-
-    store: Store
-    now: Callable[[], datetime]
-    templates: Jinja2Templates
-
-    @property
-    def settings(self) -> Settings: ...
-
-    def render(self, request: Request, template: str, context: dict[str, Any], *,
-               status_code: int = 200) -> Response: ...
-
-    def require(self, roles: Collection[Role], endpoint: Callable[[Request, User], Awaitable[Response]], *,
-                api: bool = False) -> Callable[[Request], Awaitable[Response]]: ...
-
-
-def open_blocker(settings: Settings, site: str) -> str | None:
+def open_blocker(settings: WebSettings, site: str) -> str | None:
     """Why no remote open can be sent to `site` (a word key), or None when it can."""
     if settings.broker is None:
         return "open.no_broker"

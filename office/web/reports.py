@@ -1,4 +1,5 @@
-"""The 日报 Reports page: a day's report computed live (today by default) with its Chinese PNG chart, the
+"""The 日报 Reports page: a day's report computed live (today by default; kept `LIVE_FOR_S`, so that the page
+and its chart read the day's entries once) with its Chinese PNG chart, the
 history of every report made (by the ingest's daily schedule or here, each version kept in the store, so
 a web process on another machine serves them too), and "make the report of day X" for the office.
 
@@ -9,55 +10,32 @@ as `report.make`. `report_routes(web)` gives the routes; app.py lists them.
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable, Collection, Mapping
+import threading
+import time
+from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass
-from datetime import date, datetime
-from typing import Any, Protocol
+from datetime import date
+from typing import Any, Generic, TypeVar
 from urllib.parse import urlencode
-from zoneinfo import ZoneInfo
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from office.config import SiteSection
 from office.reports.daily import DailyReport, daily_report, report_refusal
 from office.reports.render import render, render_png
-from office.store.base import Role, Store, User
-from office.web.i18n import Lang
+from office.store.base import Role, User
+from office.web.core import OfficeWeb
 
 OFFICE: tuple[Role, ...] = ("office", "admin")
 BOM = "\ufeff"
 HISTORY = 200
 KINDS = {"png": "image/png", "csv": "text/csv; charset=utf-8", "json": "application/json; charset=utf-8"}
 MAX_SITE = 64
-
-
-class Settings(Protocol):
-    @property
-    def tz(self) -> ZoneInfo: ...
-
-    @property
-    def sites(self) -> Mapping[str, SiteSection]: ...
-
-
-class OfficeWeb(Protocol):
-    """What the routes use of office.web.app's `OfficeWeb` (which imports this module)."""
-
-    store: Store
-    now: Callable[[], datetime]
-
-    @property
-    def settings(self) -> Settings: ...
-
-    def lang(self, request: Request) -> Lang: ...
-
-    def render(self, request: Request, template: str, context: dict[str, Any], *,
-               status_code: int = 200) -> Response: ...
-
-    def require(self, roles: Collection[Role], endpoint: Callable[[Request, User], Awaitable[Response]], *,
-                api: bool = False) -> Callable[[Request], Awaitable[Response]]: ...
+LIVE_FOR_S = 15.0  # a live report is shown again for this long before the day's entries are read anew
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
 
 
 @dataclass(frozen=True)
@@ -96,6 +74,28 @@ def download(data: bytes, kind: str, name: str) -> Response:
                     headers={"content-disposition": f'attachment; filename="{name}.{kind}"'})
 
 
+class Recent(Generic[K, V]):
+    """`compute(key)`, kept for `max_age_s`: the page and its chart, and everyone looking within a few
+    seconds, share one reading of the day's entries."""
+
+    def __init__(self, compute: Callable[[K], V], max_age_s: float, *,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.compute, self.max_age_s, self.clock = compute, max_age_s, clock
+        self._lock = threading.Lock()
+        self._kept: dict[K, tuple[float, V]] = {}
+
+    def get(self, key: K) -> V:
+        now = self.clock()
+        with self._lock:
+            self._kept = {k: kept for k, kept in self._kept.items() if now - kept[0] < self.max_age_s}
+            if key in self._kept:
+                return self._kept[key][1]
+        value = self.compute(key)
+        with self._lock:
+            self._kept[key] = (now, value)
+        return value
+
+
 def report_routes(web: OfficeWeb) -> list[Route]:
     """The live report, the history, making a report and the downloads, for the office and admin roles."""
     tz = web.settings.tz
@@ -109,11 +109,16 @@ def report_routes(web: OfficeWeb) -> list[Route]:
     def today() -> date:
         return web.now().astimezone(tz).date()
 
-    def live(asked: Asked) -> tuple[DailyReport | None, str | None]:
+    def fresh(asked: Asked) -> tuple[DailyReport | None, str | None]:
         refusal = report_refusal(web.store, asked.day, site=asked.site, tz=tz, now=web.now())
         if refusal is not None:
             return None, "reports.refused"
         return daily_report(web.store, asked.day, site=asked.site, tz=tz, now=web.now()), None
+
+    recent = Recent(fresh, LIVE_FOR_S)
+
+    def live(asked: Asked) -> tuple[DailyReport | None, str | None]:
+        return recent.get(asked)
 
     def context(request: Request, user: User, asked: Asked) -> dict[str, Any]:
         return {"user": user, "names": names(), "sites": sites(), "form_day": asked.day.isoformat(),
@@ -154,7 +159,7 @@ def report_routes(web: OfficeWeb) -> list[Route]:
         error: str | None = asked.error
         report = None
         if error is None:
-            report, error = await run_in_threadpool(live, asked)
+            report, error = await run_in_threadpool(fresh, asked)  # a report to keep is made anew
         if report is None:
             ctx = await run_in_threadpool(context, request, user, asked)
             ctx.update(error=error, report=None, png_url="", downloads=[])

@@ -15,7 +15,8 @@ from checkpoint.entry import utc_now
 from office.config import OfficeConfig
 from office.mqtt import BrokerLink
 from office.store.base import Store
-from office.web.app import WebSettings, create_app
+from office.web.app import create_app
+from office.web.core import WebSettings
 
 log = logging.getLogger(__name__)
 START_TIMEOUT_S = 10.0

@@ -12,10 +12,10 @@ or shown again; its results link their export by the keyed person refs instead.
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable, Collection, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Any
 from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
@@ -27,11 +27,10 @@ from starlette.routing import Route
 from checkpoint import idnumber
 from checkpoint.configtypes import SecretError
 from checkpoint.entry import Entry, format_ts
-from office.config import SiteSection
 from office.store.base import Role, Store, User
 from office.trace import TraceError, close_contacts, find_entry, id_number_refs, trace
+from office.web.core import OfficeWeb
 from office.web.exports import EntriesTable, offset_label
-from office.web.i18n import Lang
 
 OFFICE: tuple[Role, ...] = ("office", "admin")
 WINDOW = timedelta(days=14)
@@ -39,32 +38,6 @@ CONTACT_MINUTES = 15.0
 BY = ("household", "pid", "kiosk")
 MAX_TEXT = 64
 MAX_REFS = 16
-
-
-class Settings(Protocol):
-    @property
-    def tz(self) -> ZoneInfo: ...
-
-    @property
-    def sites(self) -> Mapping[str, SiteSection]: ...
-
-
-class OfficeWeb(Protocol):
-    """What the routes use of office.web.app's `OfficeWeb` (which imports this module)."""
-
-    store: Store
-    now: Callable[[], datetime]
-
-    @property
-    def settings(self) -> Settings: ...
-
-    def lang(self, request: Request) -> Lang: ...
-
-    def render(self, request: Request, template: str, context: dict[str, Any], *,
-               status_code: int = 200) -> Response: ...
-
-    def require(self, roles: Collection[Role], endpoint: Callable[[Request, User], Awaitable[Response]], *,
-                api: bool = False) -> Callable[[Request], Awaitable[Response]]: ...
 
 
 @dataclass
