@@ -18,7 +18,12 @@ FIRST_PARTY = {"checkpoint", "kiosk", "office", "drivers"}
 def _name(spec: str) -> str:
     match = re.match(r"[A-Za-z0-9_.-]+", spec)
     assert match, spec
-    return match[0].lower().replace("_", "-")
+    return _normal(match[0])
+
+
+def _normal(distribution: str) -> str:
+    """A distribution name as PEP 503 compares them: 'prometheus_client' is 'prometheus-client'."""
+    return re.sub(r"[-_.]+", "-", distribution).lower()
 
 
 def _requirements(path: Path) -> list[str]:
@@ -58,7 +63,7 @@ def test_office_requirements_cover_what_the_office_imports() -> None:
     imported = _third_party_imports("office", "checkpoint")
     assert {"paho", "pydantic", "cryptography", "psycopg"} <= imported
     missing = sorted(f"{module} ({', '.join(distributions.get(module, ['?']))})" for module in imported
-                     if not {d.lower() for d in distributions.get(module, [])} & office)
+                     if not {_normal(d) for d in distributions.get(module, [])} & office)
     assert missing == []
 
 
@@ -66,5 +71,5 @@ def test_the_kiosk_imports_are_seen_as_not_the_offices() -> None:
     office = {_name(spec) for spec in _requirements(ROOT / "requirements" / "office.txt")}
     distributions = packages_distributions()
     kiosk_only = {module for module in _third_party_imports("kiosk", "drivers")
-                  if not {d.lower() for d in distributions.get(module, [])} & office}
+                  if not {_normal(d) for d in distributions.get(module, [])} & office}
     assert {"cv2", "pyzbar", "gpiozero", "smbus2", "numpy"} <= kiosk_only
