@@ -117,6 +117,7 @@ def fill(store: Store, total: int, kiosks: int, now: datetime) -> tuple[float, s
                                     "outbox": {"backlog": 0}, "version": "bench"})
     for k in range(kiosks):
         store.record_status(f"s{k % SITES + 1}", f"k-{k:03d}", status, now - timedelta(seconds=k % 20))
+    store.purge(now - timedelta(days=DAYS + 1), now=now)  # the daily purge, which refreshes the statistics
     recent = store.entries_page(now - timedelta(days=1), now, limit=1)
     household = recent[0].pass_.hh if recent and recent[0].pass_ and recent[0].pass_.hh else "1-1-101"
     return time.monotonic() - began, household
