@@ -68,6 +68,16 @@ def _days(value: str | None, default: int) -> int | None:
     return int(value) if value.isdigit() and 1 <= int(value) <= MAX_DAYS else None
 
 
+def not_signed(exc: Exception, refused: str) -> tuple[str, int]:
+    """The error (a word key) and status of a pass that was not signed: no pass key or site key (409), or
+    the pass itself refused (`refused`, 400)."""
+    if isinstance(exc, PassKeyMissing):
+        return "passes.no_key", 409
+    if isinstance(exc, SecretError):
+        return "passes.no_hmac_key", 409
+    return refused, 400
+
+
 def pass_routes(web: OfficeWeb) -> list[Route]:
     """The pages and their forms, for office and admin users only."""
     tz = web.settings.tz
@@ -158,15 +168,9 @@ def pass_routes(web: OfficeWeb) -> list[Route]:
             person = person_idh(id_number=id_number or None, idh=idh or None, key=hmac_key)
             issued = make_pass(key, None, pid=pid, cat=cat, hh=hh or None, name=name, idh=person, nbf=nbf,
                                exp=exp, hpr=hpr or None)
-        except PassKeyMissing as exc:
-            return issue_page(request, user, form=kept, errors=["passes.no_key"], detail=str(exc),
-                              status_code=409)
-        except SecretError as exc:
-            return issue_page(request, user, form=kept, errors=["passes.no_hmac_key"], detail=str(exc),
-                              status_code=409)
-        except AdminError as exc:
-            return issue_page(request, user, form=kept, errors=["passes.refused"], detail=str(exc),
-                              status_code=400)
+        except (PassKeyMissing, SecretError, AdminError) as exc:
+            error, status = not_signed(exc, "passes.refused")
+            return issue_page(request, user, form=kept, errors=[error], detail=str(exc), status_code=status)
         return await finish(request, user, site, [issued], kept)
 
     async def issue_batch(request: Request, user: User) -> Response:
@@ -189,15 +193,9 @@ def pass_routes(web: OfficeWeb) -> list[Route]:
             passes = sign_batch(text, Path(Path(upload.filename).name), key, None,
                                 site=web.settings.sites[site].hmac_key(), tz=tz, nbf=start, exp=None,
                                 days=days)
-        except PassKeyMissing as exc:
-            return issue_page(request, user, form=kept, errors=["passes.no_key"], detail=str(exc),
-                              status_code=409)
-        except SecretError as exc:
-            return issue_page(request, user, form=kept, errors=["passes.no_hmac_key"], detail=str(exc),
-                              status_code=409)
-        except AdminError as exc:
-            return issue_page(request, user, form=kept, errors=["passes.batch_refused"], detail=str(exc),
-                              status_code=400)
+        except (PassKeyMissing, SecretError, AdminError) as exc:
+            error, status = not_signed(exc, "passes.batch_refused")
+            return issue_page(request, user, form=kept, errors=[error], detail=str(exc), status_code=status)
         return await finish(request, user, site, passes, kept)
 
     async def sheet(request: Request, user: User) -> Response:
